@@ -1,0 +1,31 @@
+# The two commands of README.md. Both install what is missing first.
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+LISTEN ?= 127.0.0.1:8700
+
+.PHONY: deps build run test asan clean format
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	@echo "conveyor: listening on http://$(LISTEN)  (Ctrl-C to stop)"
+	@echo "try:  curl -d '{\"task\":{\"hello\":\"world\"}}' http://$(LISTEN)/add_task"
+	@$(BUILD_DIR)/conveyor serve --listen $(LISTEN) --durability none
+
+test: build
+	@cmake -S . -B $(BUILD_DIR)-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCONVEYOR_SANITIZE=ON -DCONVEYOR_UNIT_ONLY=ON >/dev/null
+	@cmake --build $(BUILD_DIR)-asan -j $(JOBS)
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2
+	@cd $(BUILD_DIR)-asan && ctest --output-on-failure -j 2
+
+clean:
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-asan
+
+format:
+	@clang-format -i $$(git ls-files '*.cpp' '*.h')

@@ -1,0 +1,39 @@
+// Every limit the network can push on, with its reason and default, in one place so that
+// the server, the tests and docs/CONFIG.md read the same numbers. Filled once at start-up
+// by the CLI (flags, environment, config file) and read-only afterwards: any thread may read.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace conveyor {
+
+struct Limits {
+  // Request bodies are buffered whole; 1 MiB keeps a thousand connections well under 1 GiB.
+  size_t max_body_bytes = 1 << 20;
+  // Beast's header parser buffers the block; 16 KiB fits any sane client and stops floods.
+  size_t max_header_bytes = 16 << 10;
+  // A batch is applied all-or-nothing in one shard turn; bounded so one turn stays short.
+  size_t max_batch = 1000;
+  // Long-poll waits are bounded so that a waiter never outlives a proxy's idle timeout.
+  int64_t max_wait_ms = 60000;
+  // Nesting beyond this is refused before it can hurt a recursive reader downstream.
+  size_t max_json_depth = 128;
+  // Open connections; one more is answered 503 and closed. Well below the FD limit.
+  size_t max_connections = 10000;
+  // A request must be read completely within this time of its first byte (slowloris).
+  int64_t header_timeout_ms = 10000;
+  // An idle keep-alive connection is closed after this.
+  int64_t idle_timeout_ms = 60000;
+  // A response must be written within this time (slow readers).
+  int64_t write_timeout_ms = 10000;
+  // Long-poll waiters per server; more are answered 429.
+  size_t max_waiters = 10000;
+  // Stored error messages are cut to this size, and a task keeps this many of them.
+  size_t max_error_message_bytes = 4096;
+  size_t max_errors_kept = 50;
+  // Longest lease a client may ask for (24 h).
+  int64_t max_lease_ms = 86'400'000;
+};
+
+}  // namespace conveyor

@@ -1,0 +1,176 @@
+// Engine: the task state machine of one shard — its queues, their tasks, timers (delays,
+// lease expiry, backoff, deadlines, retention) and long-poll waiters. Pure logic: no I/O,
+// no threads, time from a Clock, every change reported to a Journal. A Shard wraps it with
+// an io_context thread; unit tests drive it directly with a ManualClock.
+// Thread-safety: none. REQUIRES: all calls on the owning shard's thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "common/limits.h"
+#include "engine/journal.h"
+#include "engine/queue.h"
+#include "engine/queue_stats.h"
+#include "engine/task.h"
+
+namespace conveyor {
+
+// A validated task spec (the API layer checked types and ranges).
+struct TaskSpec {
+  std::string payload = "null";  // raw JSON
+  int32_t priority = 0;
+  std::optional<int64_t> delay_ms;
+  std::optional<int64_t> run_at;
+  std::optional<int64_t> deadline;
+  std::optional<uint32_t> max_attempts;
+  std::string idempotency_key;
+  int64_t lease_ms = 0;  // 0: the queue's
+};
+
+struct EnqueuedTask {
+  uint64_t id = 0;
+  TaskState state = TaskState::kReady;
+  bool duplicate = false;
+};
+
+struct EnqueueResult {
+  Error error;
+  std::vector<EnqueuedTask> tasks;
+};
+
+struct LeaseRequest {
+  uint32_t max = 1;
+  int64_t wait_ms = 0;
+  int64_t lease_ms = 0;  // 0: the task's, else the queue's
+  std::string worker;
+};
+
+struct LeaseGrant {
+  uint64_t id = 0;
+  std::string token;
+};
+
+struct LeaseResult {
+  Error error;
+  std::string body;                 // {"tasks":[...]}
+  std::vector<LeaseGrant> granted;  // to hand back if the answer cannot be delivered
+};
+
+// The answer to a single-task or queue call: an error, or the JSON body of success.
+struct Reply {
+  Error error;
+  std::string body;
+};
+
+class Engine {
+ public:
+  Engine(const Clock& clock, Journal& journal, std::atomic<uint64_t>& next_sequence,
+         const Limits& limits, size_t max_waiters, uint64_t seed);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  EnqueueResult Enqueue(std::string_view queue, std::vector<TaskSpec> specs);
+  // Leases at once, or parks a waiter until a task is ready or wait_ms passes.
+  // done is called exactly once, possibly before Lease returns.
+  void Lease(std::string_view queue, LeaseRequest request,
+             std::function<void(LeaseResult)> done, uint64_t* waiter_id = nullptr);
+  Reply Ack(uint64_t id, std::string_view token, std::string result);
+  Reply Nack(uint64_t id, std::string_view token, std::string_view message,
+             std::optional<int64_t> retry_in_ms, bool dead);
+  Reply Extend(uint64_t id, std::string_view token, std::optional<int64_t> lease_ms,
+               std::string progress);
+  Reply Cancel(uint64_t id);
+  Reply Retry(uint64_t id);
+  Reply GetTask(uint64_t id);
+  // Answers when the task reaches a final state or wait_ms passes (its state then).
+  void WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Reply)> done,
+                uint64_t* waiter_id = nullptr);
+  Reply ListTasks(std::string_view queue, std::optional<TaskState> state, size_t limit,
+                  uint64_t after);
+  // Stats of one queue; a queue never used answers zero counts and the default config.
+  Reply QueueStatsJson(std::string_view queue);
+  Reply ConfigureQueue(std::string_view queue, const QueueConfigPatch& patch);
+  std::vector<QueueSnapshot> Snapshot() const;
+
+  // A waiter whose client went away: answered at once (empty), never leased to.
+  void CancelWaiter(uint64_t waiter_id);
+  // Leases that were granted but could not be delivered: ready again at once, the attempt
+  // not counted.
+  void ReleaseUndelivered(const std::vector<LeaseGrant>& grants);
+
+  // Fires every timer due by now. Public calls do this first on their own.
+  void Tick();
+  // Epoch ms of the next timer, or kNever.
+  int64_t NextWakeup() const;
+
+  size_t task_count() const { return tasks_.size(); }
+  size_t waiter_count() const { return lease_waiters_.size() + task_waiters_.size(); }
+
+ private:
+  struct TaskWaiter {
+    uint64_t task_id = 0;
+    int64_t deadline = 0;
+    std::function<void(Reply)> done;
+  };
+
+  Queue& GetOrCreateQueue(std::string_view name);
+  Queue* FindQueue(std::string_view name);
+  Task* FindTask(uint64_t id);
+  int64_t Now() const { return clock_.NowMs(); }
+  int64_t EffectiveLeaseMs(const Task& task, int64_t requested) const;
+
+  void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out);
+  void SetState(Task& task, TaskState state, int64_t now);
+  void Kill(Task& task, DeadReason reason, int64_t now);
+  void Rearm(Task& task);
+  void Fire(Task& task, int64_t now);
+  void ExpireLease(Task& task, int64_t now);
+  void Purge(Task& task);
+  void AddError(Task& task, int64_t now, std::string_view message);
+  std::string NewToken();
+
+  std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms,
+                              std::string_view worker, int64_t now);
+  LeaseResult BuildLeaseResult(const std::vector<Task*>& leased) const;
+  void MarkReady(Queue& queue);
+  void ServeWaiters();
+  void FinishTaskWaiters(const Task& task);
+  Reply TaskReply(const Task& task) const;
+  Reply IdState(const Task& task) const;
+  static Reply Fail(ErrorCode code, std::string message);
+
+  const Clock& clock_;
+  Journal& journal_;
+  std::atomic<uint64_t>& next_sequence_;
+  const Limits limits_;
+  const size_t max_waiters_;
+  std::mt19937_64 random_;
+
+  absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> tasks_;
+  // (due, task id): one entry per task with a pending timer.
+  absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
+
+  uint64_t next_waiter_id_ = 1;
+  absl::flat_hash_map<uint64_t, std::pair<Queue*, std::list<LeaseWaiter>::iterator>>
+      lease_waiters_;
+  absl::flat_hash_map<uint64_t, TaskWaiter> task_waiters_;
+  absl::flat_hash_map<uint64_t, std::vector<uint64_t>> task_waiters_by_task_;
+  // (deadline, waiter id) for both kinds of waiters.
+  absl::btree_set<std::pair<int64_t, uint64_t>> waiter_deadlines_;
+  std::vector<Queue*> queues_with_new_ready_;
+};
+
+}  // namespace conveyor

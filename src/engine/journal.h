@@ -1,0 +1,36 @@
+// Journal: the one narrow interface through which every engine state change passes, as a
+// record a storage layer can persist and replay (a task's full state, a task's removal, a
+// queue's config). The Engine calls it on its shard's thread right after each change; the
+// shard runtime then asks WhenDurable() before it answers a state-changing request.
+// NullJournal is `--durability none`: nothing is kept, everything is "durable" at once.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+#include "common/error.h"
+
+namespace conveyor {
+
+struct Task;
+struct QueueConfig;
+
+class Journal {
+ public:
+  virtual ~Journal() = default;
+  virtual void TaskChanged(const Task& task) = 0;
+  virtual void TaskRemoved(uint64_t id) = 0;
+  virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
+  // Calls done once every record given so far is on stable storage (or failed to get there).
+  virtual void WhenDurable(std::function<void(Error)> done) = 0;
+};
+
+class NullJournal final : public Journal {
+ public:
+  void TaskChanged(const Task&) override {}
+  void TaskRemoved(uint64_t) override {}
+  void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
+  void WhenDurable(std::function<void(Error)> done) override { done(Error{}); }
+};
+
+}  // namespace conveyor

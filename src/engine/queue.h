@@ -1,0 +1,105 @@
+// Queue: one named queue's indexes inside its shard's Engine: the ready order, the ids of
+// its tasks by state (for listing pages), counters, idempotency keys, long-poll waiters and
+// the ready-to-leased wait histogram. Owned by the Engine and touched only on its thread;
+// it holds no Task memory (the Engine owns tasks), only ids and keys.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <string>
+
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
+#include "engine/queue_config.h"
+#include "engine/task.h"
+
+namespace conveyor {
+
+// The lease order: higher priority first, then earlier ready time, then lower id.
+struct ReadyKey {
+  int32_t priority;
+  int64_t ready_at;
+  uint64_t id;
+
+  bool operator<(const ReadyKey& o) const {
+    if (priority != o.priority) return priority > o.priority;
+    if (ready_at != o.ready_at) return ready_at < o.ready_at;
+    return id < o.id;
+  }
+};
+
+struct QueueTotals {
+  uint64_t enqueued = 0;
+  uint64_t leased = 0;
+  uint64_t acked = 0;
+  uint64_t nacked = 0;
+  uint64_t expired = 0;
+  uint64_t dead = 0;
+};
+
+// Upper bounds (ms) of the ready->leased wait histogram buckets; +Inf is implicit.
+inline constexpr std::array<int64_t, 12> kWaitBucketsMs = {1,   5,    10,   50,    100,   250,
+                                                          500, 1000, 5000, 10000, 60000, 300000};
+
+struct LeaseResult;
+
+struct LeaseWaiter {
+  uint64_t id = 0;
+  uint32_t max = 1;
+  int64_t lease_ms = 0;
+  int64_t deadline = 0;
+  std::string worker;
+  std::function<void(LeaseResult)> done;
+};
+
+class Queue {
+ public:
+  explicit Queue(std::string name) : name_(std::move(name)) {}
+
+  const std::string& name() const { return name_; }
+  QueueConfig& config() { return config_; }
+  const QueueConfig& config() const { return config_; }
+
+  // Index upkeep, called by the Engine on every state change.
+  void Add(const Task& task);
+  void Remove(const Task& task);
+  void AddReady(const Task& task) { ready_.insert(KeyOf(task)); }
+  void RemoveReady(const Task& task) { ready_.erase(KeyOf(task)); }
+
+  const absl::btree_set<ReadyKey>& ready() const { return ready_; }
+  const absl::btree_set<uint64_t>& ids_in(TaskState s) const { return by_state_[Index(s)]; }
+  const absl::btree_set<uint64_t>& all_ids() const { return all_ids_; }
+  uint64_t count(TaskState s) const { return by_state_[Index(s)].size(); }
+  bool empty() const { return all_ids_.empty(); }
+
+  QueueTotals& totals() { return totals_; }
+  const QueueTotals& totals() const { return totals_; }
+
+  absl::flat_hash_map<std::string, uint64_t>& idempotency() { return idempotency_; }
+  std::list<LeaseWaiter>& waiters() { return waiters_; }
+
+  void RecordReadyWait(int64_t wait_ms);
+  const std::array<uint64_t, kWaitBucketsMs.size() + 1>& wait_buckets() const {
+    return wait_buckets_;
+  }
+  int64_t wait_sum_ms() const { return wait_sum_ms_; }
+
+ private:
+  static size_t Index(TaskState s) { return static_cast<size_t>(s); }
+  static ReadyKey KeyOf(const Task& t) { return ReadyKey{t.priority, t.ready_at, t.id}; }
+
+  std::string name_;
+  QueueConfig config_;
+  absl::btree_set<ReadyKey> ready_;
+  std::array<absl::btree_set<uint64_t>, kTaskStateCount> by_state_;
+  absl::btree_set<uint64_t> all_ids_;
+  QueueTotals totals_;
+  absl::flat_hash_map<std::string, uint64_t> idempotency_;
+  std::list<LeaseWaiter> waiters_;
+  std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets_{};
+  int64_t wait_sum_ms_ = 0;
+};
+
+}  // namespace conveyor

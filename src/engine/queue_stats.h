@@ -1,0 +1,25 @@
+// QueueSnapshot: a copy of one queue's counters taken on its shard's thread, handed to
+// another thread to render /v1/queues and /metrics. Plain data; owned by whoever holds it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "engine/queue.h"
+
+namespace conveyor {
+
+struct QueueSnapshot {
+  std::string name;
+  std::array<uint64_t, kTaskStateCount> counts{};
+  QueueTotals totals;
+  QueueConfig config;
+  std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets{};
+  int64_t wait_sum_ms = 0;
+};
+
+QueueSnapshot SnapshotOf(const Queue& queue);
+void AppendQueueStatsJson(std::string& out, const QueueSnapshot& snapshot);
+
+}  // namespace conveyor

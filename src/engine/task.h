@@ -1,0 +1,65 @@
+// Task: one unit of work and everything the engine knows about it. Tasks live in the
+// Engine of the shard that owns their queue and are touched only from that shard's thread.
+// Payload, result and progress are the client's raw JSON bytes, spliced into answers as-is.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace conveyor {
+
+enum class TaskState : uint8_t { kScheduled, kReady, kLeased, kSucceeded, kDead, kCanceled };
+inline constexpr int kTaskStateCount = 6;
+
+enum class DeadReason : uint8_t { kNone, kMaxAttempts, kExpired, kNack, kBuried };
+
+std::string_view TaskStateName(TaskState state);
+std::optional<TaskState> ParseTaskState(std::string_view name);
+std::string_view DeadReasonName(DeadReason reason);
+inline bool IsFinished(TaskState s) {
+  return s == TaskState::kSucceeded || s == TaskState::kDead || s == TaskState::kCanceled;
+}
+
+inline constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+
+struct TaskError {
+  int64_t at = 0;
+  uint32_t attempt = 0;
+  std::string message;
+};
+
+class Queue;
+
+struct Task {
+  uint64_t id = 0;
+  Queue* queue = nullptr;  // owned by the same Engine; outlives its tasks
+  std::string payload;     // raw JSON
+  int32_t priority = 0;
+  TaskState state = TaskState::kReady;
+  DeadReason dead_reason = DeadReason::kNone;
+  uint32_t attempts = 0;
+  uint32_t max_attempts = 25;
+  int64_t created_at = 0;
+  int64_t run_at = 0;
+  int64_t ready_at = 0;        // when it last became ready: the second key of the order
+  int64_t deadline = kNever;   // not leased by then -> dead (expired)
+  int64_t lease_ms = 0;        // 0: use the queue's
+  int64_t finished_at = 0;
+  std::string result;          // raw JSON, empty = null
+  std::string progress;        // raw JSON, empty = null
+  std::vector<TaskError> errors;
+  std::string idempotency_key;
+  // Current (or, once acked, last) lease. The token survives the ack so that a repeated
+  // ack with the same token is recognised as harmless.
+  std::string lease_token;
+  std::string lease_worker;
+  int64_t lease_expires_at = 0;
+  // The single pending timer entry of this task in the engine's timer index.
+  int64_t timer_due = kNever;
+};
+
+}  // namespace conveyor
