@@ -564,7 +564,7 @@ class RoutingTest(BadInputCase):
 class FramingTest(BadInputCase):
     """D.26 smuggling/ambiguity, D.27 pipelining, HTTP/1.0."""
 
-    def assertNoSmuggling(self, data, queue, allow_chunked_processing=False):
+    def assertNoSmuggling(self, data, allow_chunked_processing=False):
         with self.raw() as c:
             c.send(data)
             responses, closed = self.read_all_responses(c, timeout=5)
@@ -589,14 +589,14 @@ class FramingTest(BadInputCase):
                 b"Content-Type: application/json\r\n"
                 b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body)
                 + chunked + self.smuggled())
-        self.assertNoSmuggling(data, "smug1", allow_chunked_processing=True)
+        self.assertNoSmuggling(data, allow_chunked_processing=True)
 
     def test_transfer_encoding_then_content_length(self):
         body = b'{"payload":1}'
         data = (b"POST /v1/queues/smug2/tasks HTTP/1.1\r\nHost: x\r\n"
                 b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
                 + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n" + self.smuggled())
-        self.assertNoSmuggling(data, "smug2", allow_chunked_processing=True)
+        self.assertNoSmuggling(data, allow_chunked_processing=True)
 
     def test_two_different_content_lengths(self):
         body = b'{"payload":1}'
@@ -607,11 +607,11 @@ class FramingTest(BadInputCase):
                 data = (b"POST /v1/queues/smug3/tasks HTTP/1.1\r\nHost: x\r\n"
                         b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (a, b)
                         + body + smuggled)
-                self.assertNoSmuggling(data, "smug3")
+                self.assertNoSmuggling(data)
         data = (b"POST /v1/queues/smug3/tasks HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Length: %d, %d\r\n\r\n" % (len(body), len(body) + len(smuggled))
                 + body + smuggled)
-        self.assertNoSmuggling(data, "smug3")
+        self.assertNoSmuggling(data)
         self.assertEqual(self.lease_all("smug3"), [])
 
     def test_bad_content_length_values(self):
@@ -645,16 +645,23 @@ class FramingTest(BadInputCase):
         self.assertEqual(self.lease_all("smug5"), [])
 
     def test_obs_fold_and_bare_lf(self):
-        for data in (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n b\r\n\r\n",
-                     b"GET /healthz HTTP/1.1\nHost: x\n\n",
-                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n",
-                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n"):
+        # (request, may the server wait for more bytes?) A strict parser that does not
+        # take a bare LF as a line end still waits for CRLF CRLF: that is not a hang.
+        for data, may_wait in (
+                (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Fold: a\r\n b\r\n\r\n", False),
+                (b"GET /healthz HTTP/1.1\nHost: x\n\n", True),
+                (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n", False),
+                (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n", False)):
             with self.subTest(data=data):
                 with self.raw() as c:
                     c.send(data)
                     try:
-                        resp = c.read_response(timeout=5)
+                        resp = c.read_response(timeout=2 if may_wait else 5)
                     except IncompleteResponse:
+                        resp = None
+                    except socket.timeout:
+                        if not may_wait:
+                            raise
                         resp = None
                     if resp is not None:
                         self.assertIn(resp.status, (200, 400), resp)

@@ -1,0 +1,52 @@
+// Api: the HTTP API of SPEC.md. Each handler decodes the request (on the connection's
+// thread), runs one engine command on the shard that owns the queue or task (CallShard),
+// and encodes the answer; no business logic lives here. Domain errors become HTTP status
+// through the one table in common/error.h. Shared by all I/O threads; holds no mutable
+// state of its own besides the per-thread HTTP counters.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+
+#include "common/limits.h"
+#include "engine/shard_set.h"
+#include "http/http_metrics.h"
+#include "http/message.h"
+#include "http/route.h"
+
+namespace conveyor {
+
+class Api {
+ public:
+  Api(ShardSet& shards, const Limits& limits);
+
+  boost::asio::awaitable<HttpResponse> Handle(HttpRequest& request, Connection& connection);
+  HttpMetrics& http_metrics() { return http_metrics_; }
+
+ private:
+  using Awaitable = boost::asio::awaitable<HttpResponse>;
+
+  Awaitable Dispatch(HttpRequest& request, Connection& connection, const Target& target,
+                     Route& route);
+  Awaitable AddTask(HttpRequest& request);
+  Awaitable Enqueue(std::string_view queue, HttpRequest& request);
+  Awaitable Lease(std::string_view queue, HttpRequest& request, Connection& connection);
+  Awaitable Ack(uint64_t id, HttpRequest& request);
+  Awaitable Nack(uint64_t id, HttpRequest& request);
+  Awaitable Extend(uint64_t id, HttpRequest& request);
+  Awaitable BatchAck(HttpRequest& request);
+  Awaitable GetTask(uint64_t id, std::string_view query, Connection& connection);
+  Awaitable Cancel(uint64_t id);
+  Awaitable Retry(uint64_t id);
+  Awaitable ListQueues();
+  Awaitable GetQueue(std::string_view queue);
+  Awaitable PutQueue(std::string_view queue, HttpRequest& request);
+  Awaitable ListTasks(std::string_view queue, std::string_view query);
+  Awaitable Metrics();
+  boost::asio::awaitable<std::vector<QueueSnapshot>> GatherSnapshots();
+
+  ShardSet& shards_;
+  const Limits& limits_;
+  HttpMetrics http_metrics_;
+};
+
+}  // namespace conveyor

@@ -1,0 +1,68 @@
+#include "api/metrics_page.h"
+
+#include <cstdio>
+
+namespace conveyor {
+namespace {
+
+// Queue names are [A-Za-z0-9._-], so they need no escaping inside a label value.
+std::string QueueLabel(const QueueSnapshot& q) { return "queue=\"" + q.name + "\""; }
+
+void Header(std::string& out, const char* name, const char* type, const char* help) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void Counter(std::string& out, const std::vector<QueueSnapshot>& queues, const char* name,
+             const char* help, uint64_t QueueTotals::*field) {
+  Header(out, name, "counter", help);
+  for (const auto& q : queues) {
+    out += std::string(name) + "{" + QueueLabel(q) + "} " + std::to_string(q.totals.*field) + "\n";
+  }
+}
+
+std::string Seconds(int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+std::string RenderMetricsPage(const std::vector<QueueSnapshot>& queues, const HttpMetrics& http) {
+  std::string out;
+  Counter(out, queues, "conveyor_tasks_enqueued_total", "Tasks enqueued.", &QueueTotals::enqueued);
+  Counter(out, queues, "conveyor_tasks_leased_total", "Leases handed out.", &QueueTotals::leased);
+  Counter(out, queues, "conveyor_tasks_acked_total", "Tasks acknowledged.", &QueueTotals::acked);
+  Counter(out, queues, "conveyor_tasks_nacked_total", "Tasks nacked.", &QueueTotals::nacked);
+  Counter(out, queues, "conveyor_tasks_expired_total", "Leases that expired.",
+          &QueueTotals::expired);
+  Counter(out, queues, "conveyor_tasks_dead_total", "Tasks that became dead.", &QueueTotals::dead);
+
+  Header(out, "conveyor_queue_tasks", "gauge", "Tasks in the queue by state.");
+  for (const auto& q : queues) {
+    for (int i = 0; i < kTaskStateCount; ++i) {
+      out += "conveyor_queue_tasks{" + QueueLabel(q) + ",state=\"" +
+             std::string(TaskStateName(static_cast<TaskState>(i))) + "\"} " +
+             std::to_string(q.counts[i]) + "\n";
+    }
+  }
+
+  Header(out, "conveyor_ready_wait_seconds", "histogram",
+         "Time from a task becoming ready to being leased.");
+  for (const auto& q : queues) {
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b < q.wait_buckets.size(); ++b) {
+      cumulative += q.wait_buckets[b];
+      std::string le = b < kWaitBucketsMs.size() ? Seconds(kWaitBucketsMs[b]) : "+Inf";
+      out += "conveyor_ready_wait_seconds_bucket{" + QueueLabel(q) + ",le=\"" + le + "\"} " +
+             std::to_string(cumulative) + "\n";
+    }
+    out += "conveyor_ready_wait_seconds_sum{" + QueueLabel(q) + "} " + Seconds(q.wait_sum_ms) + "\n";
+    out += "conveyor_ready_wait_seconds_count{" + QueueLabel(q) + "} " +
+           std::to_string(cumulative) + "\n";
+  }
+  http.AppendPrometheus(out);
+  return out;
+}
+
+}  // namespace conveyor

@@ -1,0 +1,33 @@
+// conveyor: one binary, sub-commands serve, enqueue, stats and work (see --help).
+#include <cstring>
+#include <iostream>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  // Words after the first `--` are the command that `conveyor work` runs.
+  std::vector<std::string> command;
+  int cli_argc = argc;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) {
+      for (int k = i + 1; k < argc; ++k) command.emplace_back(argv[k]);
+      cli_argc = i;
+      break;
+    }
+  }
+
+  CLI::App app{"Conveyor: a durable, high-throughput task server.", "conveyor"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "conveyor 0.1.0");
+  int exit_code = 0;
+  conveyor::AddServeCommand(app, exit_code);
+  conveyor::AddEnqueueCommand(app, exit_code);
+  conveyor::AddStatsCommand(app, exit_code);
+  conveyor::AddWorkCommand(app, exit_code, command);
+  try {
+    app.parse(cli_argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

@@ -1,0 +1,144 @@
+// `conveyor serve`: parses flags (each also a CONVEYOR_* variable; the flag wins), builds
+// the shards and the HTTP server, and runs until SIGINT/SIGTERM.
+#include <sys/resource.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+#include <thread>
+
+#include "api/handlers.h"
+#include "cli/commands.h"
+#include "common/clock.h"
+#include "engine/shard_set.h"
+#include "http/server.h"
+
+namespace conveyor {
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:8700";
+  std::string data_dir = "./conveyor-data";
+  std::string durability = "sync";
+  std::string beanstalk;
+  std::string broker;
+  std::string config;
+  size_t threads = std::max(1u, std::thread::hardware_concurrency());
+  Limits limits;
+};
+
+// Lets the server hold as many connections as the hard limit allows.
+void RaiseFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
+bool SplitHostPort(const std::string& text, std::string& host, uint16_t& port) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string digits = text.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  unsigned long value = std::stoul(digits);
+  if (value > 65535) return false;
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+int Fail(const std::string& message) {
+  std::cerr << "conveyor serve: " << message << "\n";
+  return 2;
+}
+
+int RunServe(ServeOptions& options) {
+  std::string host;
+  uint16_t port = 0;
+  if (!SplitHostPort(options.listen, host, port)) {
+    return Fail("--listen must be HOST:PORT (e.g. 127.0.0.1:8700), got '" + options.listen + "'");
+  }
+  if (options.durability != "none") {
+    return Fail("--durability " + options.durability +
+                " needs the durable storage engine, which this build does not have yet; "
+                "run with --durability none (memory only: tasks are lost on exit)");
+  }
+  if (!options.beanstalk.empty()) return Fail("--beanstalk is not available in this build yet");
+  if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
+  if (!options.config.empty()) return Fail("--config is not available in this build yet");
+
+  RaiseFileLimit();
+  NullJournal journal;
+  std::vector<Journal*> journals(options.threads, &journal);
+  ShardSet shards(options.threads, SystemClock::Instance(), journals, options.limits);
+  Api api(shards, options.limits);
+  HttpServer server(shards, options.limits,
+                    [&api](HttpRequest& request, Connection& connection) {
+                      return api.Handle(request, connection);
+                    });
+  if (std::string error = server.Listen(host, port); !error.empty()) return Fail(error);
+
+  boost::asio::signal_set signals(shards.io(0), SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int) {
+    if (ec) return;
+    std::cerr << "conveyor: shutting down\n";
+    server.Close();
+    shards.Stop();
+  });
+  std::cout << "conveyor: listening on http://" << options.listen << " (durability "
+            << options.durability << ", " << options.threads << " threads)" << std::endl;
+  shards.Run();
+  return 0;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<ServeOptions>();
+  CLI::App* cmd = app.add_subcommand("serve", "Run the Conveyor server.");
+  Limits& l = options->limits;
+  cmd->add_option("--listen", options->listen, "HTTP address HOST:PORT")
+      ->envname("CONVEYOR_LISTEN")->capture_default_str();
+  cmd->add_option("--data-dir", options->data_dir, "Where tasks are stored")
+      ->envname("CONVEYOR_DATA_DIR")->capture_default_str();
+  cmd->add_option("--durability", options->durability, "sync | batch | none")
+      ->envname("CONVEYOR_DURABILITY")
+      ->check(CLI::IsMember({"sync", "batch", "none"}))->capture_default_str();
+  cmd->add_option("--beanstalk", options->beanstalk, "beanstalkd protocol address HOST:PORT")
+      ->envname("CONVEYOR_BEANSTALK");
+  cmd->add_option("--broker", options->broker, "redis://host:port for the multi-node backend")
+      ->envname("CONVEYOR_BROKER");
+  cmd->add_option("--threads", options->threads, "I/O threads = shards (default: cores)")
+      ->envname("CONVEYOR_THREADS")->check(CLI::Range(1u, 64u))->capture_default_str();
+  cmd->add_option("--config", options->config, "TOML config file")->envname("CONVEYOR_CONFIG");
+  cmd->add_option("--max-body-bytes", l.max_body_bytes, "Largest request body (413 above)")
+      ->envname("CONVEYOR_MAX_BODY_BYTES")->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->capture_default_str();
+  cmd->add_option("--max-header-bytes", l.max_header_bytes, "Largest header block (431 above)")
+      ->envname("CONVEYOR_MAX_HEADER_BYTES")->check(CLI::Range(size_t{1024}, size_t{1} << 20))
+      ->capture_default_str();
+  cmd->add_option("--max-batch", l.max_batch, "Most tasks or acks in one request")
+      ->envname("CONVEYOR_MAX_BATCH")->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", l.max_connections, "Open connections (503 above)")
+      ->envname("CONVEYOR_MAX_CONNECTIONS")->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->capture_default_str();
+  cmd->add_option("--max-waiters", l.max_waiters, "Long-polling requests at once (429 above)")
+      ->envname("CONVEYOR_MAX_WAITERS")->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->capture_default_str();
+  cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
+      ->envname("CONVEYOR_HEADER_TIMEOUT_MS")->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout-ms", l.idle_timeout_ms, "Idle keep-alive connections close")
+      ->envname("CONVEYOR_IDLE_TIMEOUT_MS")->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->capture_default_str();
+  cmd->add_option("--write-timeout-ms", l.write_timeout_ms, "Time to write a response")
+      ->envname("CONVEYOR_WRITE_TIMEOUT_MS")->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->capture_default_str();
+  cmd->callback([options, &exit_code] { exit_code = RunServe(*options); });
+}
+
+}  // namespace conveyor

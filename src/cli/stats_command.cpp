@@ -1,0 +1,83 @@
+// `conveyor stats [QUEUE]`: queue counts and totals as a table.
+#include <boost/json/parse.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "client/http_client.h"
+
+namespace conveyor {
+namespace {
+
+namespace json = boost::json;
+
+struct StatsOptions {
+  std::string server = "http://127.0.0.1:8700";
+  std::string queue;
+};
+
+uint64_t Count(const json::value& q, const char* group, const char* name) {
+  const json::value* v = q.as_object().if_contains(group);
+  if (v == nullptr || !v->is_object()) return 0;
+  const json::value* n = v->as_object().if_contains(name);
+  return n != nullptr && n->is_number() ? n->to_number<uint64_t>() : 0;
+}
+
+int RunStats(const StatsOptions& o) {
+  std::string why;
+  auto url = ParseServerUrl(o.server, why);
+  if (!url) {
+    std::cerr << "conveyor stats: --server: " << why << "\n";
+    return 2;
+  }
+  HttpClient client(*url);
+  HttpResult r = client.Request("GET", o.queue.empty() ? "/v1/queues" : "/v1/queues/" + o.queue);
+  if (r.status != 200) {
+    std::cerr << "conveyor stats: " << ErrorMessageOf(r) << "\n";
+    return 1;
+  }
+  boost::system::error_code ec;
+  json::value body = json::parse(r.body, ec);
+  if (ec || !body.is_object()) {
+    std::cerr << "conveyor stats: the server's answer is not JSON\n";
+    return 1;
+  }
+  json::array queues;
+  if (o.queue.empty()) {
+    if (auto* list = body.as_object().if_contains("queues"); list && list->is_array()) {
+      queues = list->as_array();
+    }
+  } else {
+    queues.push_back(body);
+  }
+  std::printf("%-24s %9s %9s %9s %9s %9s %9s %10s %10s\n", "QUEUE", "SCHEDULED", "READY",
+              "LEASED", "SUCCEEDED", "DEAD", "CANCELED", "ENQUEUED", "ACKED");
+  for (const json::value& q : queues) {
+    if (!q.is_object()) continue;
+    const json::value* name = q.as_object().if_contains("name");
+    std::string shown = name && name->is_string() ? std::string(name->as_string().c_str()) : "?";
+    std::printf("%-24s %9llu %9llu %9llu %9llu %9llu %9llu %10llu %10llu\n", shown.c_str(),
+                (unsigned long long)Count(q, "counts", "scheduled"),
+                (unsigned long long)Count(q, "counts", "ready"),
+                (unsigned long long)Count(q, "counts", "leased"),
+                (unsigned long long)Count(q, "counts", "succeeded"),
+                (unsigned long long)Count(q, "counts", "dead"),
+                (unsigned long long)Count(q, "counts", "canceled"),
+                (unsigned long long)Count(q, "totals", "enqueued"),
+                (unsigned long long)Count(q, "totals", "acked"));
+  }
+  if (queues.empty()) std::printf("(no queues yet)\n");
+  return 0;
+}
+
+}  // namespace
+
+void AddStatsCommand(CLI::App& app, int& exit_code) {
+  auto o = std::make_shared<StatsOptions>();
+  CLI::App* cmd = app.add_subcommand("stats", "Show queue counts as a table.");
+  cmd->add_option("queue", o->queue, "Only this queue");
+  AddServerOption(*cmd, o->server);
+  cmd->callback([o, &exit_code] { exit_code = RunStats(*o); });
+}
+
+}  // namespace conveyor

@@ -1,0 +1,87 @@
+// ShardSet: the I/O threads, one io_context and one Shard each, and the routing from a
+// queue name or task id to the shard that owns it. CallShard runs a command on the owning
+// shard's thread and resumes the calling coroutine on its own thread with the result:
+// the only way data crosses threads. Built before Run(); routing is read-only afterwards.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/task_id.h"
+#include "engine/shard.h"
+
+namespace conveyor {
+
+class ShardSet {
+ public:
+  // journals[i] belongs to shard i; all must outlive the ShardSet.
+  ShardSet(size_t threads, const Clock& clock, std::vector<Journal*> journals,
+           const Limits& limits);
+  ~ShardSet();
+
+  size_t size() const { return shards_.size(); }
+  Shard& at(size_t i) { return *shards_[i]; }
+  Shard& ForQueue(std::string_view queue) { return at(SlotOfQueue(queue) % size()); }
+  Shard& ForTask(uint64_t id) { return at(SlotOfTask(id) % size()); }
+  boost::asio::io_context& io(size_t i) { return *ios_[i]; }
+
+  // Runs every io_context on its own thread (index 0 on the calling thread) until Stop().
+  void Run();
+  void Stop();
+
+  std::atomic<uint64_t>& next_sequence() { return next_sequence_; }
+
+ private:
+  std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> next_sequence_{1};
+};
+
+// Index of the I/O thread running the caller (0 outside the I/O threads).
+size_t CurrentIoThread();
+
+template <typename Result>
+using Completion = std::function<void(Result)>;
+
+// Runs fn(shard, done) on the shard's thread; done(result) may be called then or later
+// (long-poll, group commit) and resumes the awaiting coroutine on its own executor.
+template <typename Result, typename Fn>
+boost::asio::awaitable<Result> CallShard(Shard& shard, Fn fn) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result)>(
+      [&shard, fn = std::move(fn)](auto handler) mutable {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        asio::post(shard.io(), [&shard, fn = std::move(fn), shared]() mutable {
+          fn(shard, Completion<Result>([shared](Result result) {
+               auto ex = asio::get_associated_executor(*shared);
+               asio::post(ex, [shared, result = std::move(result)]() mutable {
+                 (*shared)(std::move(result));
+               });
+             }));
+          shard.AfterCommand();
+        });
+      },
+      asio::use_awaitable);
+}
+
+// Answers `reply` through done once the shard's journal has made every change so far
+// durable; on a storage failure the reply becomes 503 storage_unavailable.
+template <typename Result>
+void ReplyWhenDurable(Shard& shard, Result reply, Completion<Result> done) {
+  shard.journal().WhenDurable(
+      [reply = std::move(reply), done = std::move(done)](Error error) mutable {
+        if (!error.ok()) reply.error = Error{ErrorCode::kStorageUnavailable, error.message};
+        done(std::move(reply));
+      });
+}
+
+}  // namespace conveyor

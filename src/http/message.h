@@ -1,0 +1,45 @@
+// HttpRequest / HttpResponse: what the HTTP session hands to the API layer and gets back,
+// free of Beast types so that handlers compile without Beast. Connection lets a handler
+// watch for the client going away during a long-poll. Each object belongs to one
+// connection and lives on that connection's thread.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+namespace conveyor {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ... (HEAD is answered as GET without a body)
+  std::string target;  // path and query, as sent
+  std::string content_type;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::string allow;     // for 405
+  int retry_after_s = 0; // for 429/503
+  // Called when the answer could not be delivered (client gone, write failed), so that
+  // leases granted in it are handed back at once.
+  std::function<void()> on_undelivered;
+};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Calls on_close (on this connection's thread) if the client closes the connection
+  // while the handler is waiting. One watch at a time; StopWatching ends it.
+  virtual void WatchForClose(std::function<void()> on_close) = 0;
+  virtual void StopWatching() = 0;
+  virtual bool closed() const = 0;
+};
+
+using HttpHandler = std::function<boost::asio::awaitable<HttpResponse>(HttpRequest&, Connection&)>;
+
+}  // namespace conveyor

@@ -1,0 +1,37 @@
+// HttpServer: the listening socket (on I/O thread 0) and the connection limit. Accepted
+// connections are handed round-robin to the I/O threads, where each lives for good; above
+// Limits::max_connections a connection is answered 503 with Retry-After and closed.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "common/limits.h"
+#include "engine/shard_set.h"
+#include "http/message.h"
+
+namespace conveyor {
+
+class HttpServer {
+ public:
+  HttpServer(ShardSet& shards, const Limits& limits, HttpHandler handler);
+  ~HttpServer();
+
+  // Binds host:port; returns an error sentence, or empty on success.
+  std::string Listen(const std::string& host, uint16_t port);
+  void Close();
+  size_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
+
+ private:
+  struct Acceptor;
+  boost::asio::awaitable<void> AcceptLoop();
+
+  ShardSet& shards_;
+  const Limits& limits_;
+  HttpHandler handler_;
+  std::unique_ptr<Acceptor> acceptor_;
+  std::atomic<size_t> open_connections_{0};
+};
+
+}  // namespace conveyor
