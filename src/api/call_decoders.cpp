@@ -59,7 +59,8 @@ Error DecodeLeaseBody(std::string_view body, const Limits& limits, LeaseRequest&
   FieldReader f(root.get_object(), TrimJson(body));
   std::optional<int64_t> max, wait_ms, lease_ms;
   std::optional<std::string> worker;
-  if (auto e = f.Int("max", 1, static_cast<int64_t>(limits.max_batch), max); !e.ok()) return e;
+  if (auto e = f.Int("max", 1, static_cast<int64_t>(limits.max_lease_batch), max); !e.ok())
+    return e;
   if (auto e = f.Int("wait_ms", 0, limits.max_wait_ms, wait_ms); !e.ok()) return e;
   if (auto e = f.Int("lease_ms", 1, limits.max_lease_ms, lease_ms); !e.ok()) return e;
   if (auto e = f.String("worker", kMaxWorkerNameBytes, worker); !e.ok()) return e;

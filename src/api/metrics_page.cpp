@@ -57,7 +57,8 @@ std::string RenderMetricsPage(const std::vector<QueueSnapshot>& queues, const Ht
       out += "conveyor_ready_wait_seconds_bucket{" + QueueLabel(q) + ",le=\"" + le + "\"} " +
              std::to_string(cumulative) + "\n";
     }
-    out += "conveyor_ready_wait_seconds_sum{" + QueueLabel(q) + "} " + Seconds(q.wait_sum_ms) + "\n";
+    out +=
+        "conveyor_ready_wait_seconds_sum{" + QueueLabel(q) + "} " + Seconds(q.wait_sum_ms) + "\n";
     out += "conveyor_ready_wait_seconds_count{" + QueueLabel(q) + "} " +
            std::to_string(cumulative) + "\n";
   }

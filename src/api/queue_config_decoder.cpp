@@ -28,9 +28,8 @@ Error DecodeQueueConfigPatch(std::string_view body, const Limits& limits, QueueC
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be a JSON object"};
   const auto& object = root.get_object();
-  if (auto e = CheckKnown(object,
-                          {"max_attempts", "lease_ms", "backoff", "retention_ms", "paused", "name"},
-                          "");
+  if (auto e = CheckKnown(
+          object, {"max_attempts", "lease_ms", "backoff", "retention_ms", "paused", "name"}, "");
       !e.ok()) {
     return e;
   }

@@ -42,8 +42,8 @@ Error FieldReader::Int(std::string_view field, int64_t min, int64_t max,
                        std::optional<int64_t>& out) const {
   const boost::json::value* v = Find(field);
   if (v == nullptr) return {};
-  const std::string range = "must be an integer from " + std::to_string(min) + " to " +
-                            std::to_string(max);
+  const std::string range =
+      "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
   if (v->is_int64()) {
     int64_t x = v->get_int64();
     if (x < min || x > max) return Invalid(field, range);
@@ -61,8 +61,8 @@ Error FieldReader::Double(std::string_view field, double min, double max,
   if (!v->is_number()) return Invalid(field, "must be a number");
   double x = v->to_number<double>();
   if (!std::isfinite(x) || x < min || x > max) {
-    return Invalid(field, "must be a number from " + std::to_string(min) + " to " +
-                              std::to_string(max));
+    return Invalid(field,
+                   "must be a number from " + std::to_string(min) + " to " + std::to_string(max));
   }
   out = x;
   return {};

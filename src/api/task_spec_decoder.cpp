@@ -22,9 +22,9 @@ std::string RawOrSerialized(const FieldReader& reader, const boost::json::object
 Error DecodeSpec(const boost::json::value& value, std::string_view raw, const Limits& limits,
                  std::string prefix, TaskSpec& out) {
   if (!value.is_object()) {
-    return Error{ErrorCode::kInvalidField,
-                 (prefix.empty() ? std::string("the task spec") : prefix.substr(0, prefix.size() - 1)) +
-                     " must be a JSON object"};
+    return Error{ErrorCode::kInvalidField, (prefix.empty() ? std::string("the task spec")
+                                                           : prefix.substr(0, prefix.size() - 1)) +
+                                               " must be a JSON object"};
   }
   const auto& object = value.get_object();
   FieldReader f(object, raw, std::move(prefix));
@@ -34,7 +34,9 @@ Error DecodeSpec(const boost::json::value& value, std::string_view raw, const Li
   std::optional<int64_t> priority, delay_ms, run_at, deadline, max_attempts, lease_ms;
   std::optional<std::string> key;
   if (auto e = f.Int("priority", std::numeric_limits<int32_t>::min(),
-                     std::numeric_limits<int32_t>::max(), priority); !e.ok()) return e;
+                     std::numeric_limits<int32_t>::max(), priority);
+      !e.ok())
+    return e;
   if (auto e = f.Int("delay_ms", 0, kMaxDelayMs, delay_ms); !e.ok()) return e;
   if (auto e = f.Int("run_at", 0, kMaxEpochMs, run_at); !e.ok()) return e;
   if (auto e = f.Int("deadline", 0, kMaxEpochMs, deadline); !e.ok()) return e;
@@ -61,7 +63,8 @@ Error DecodeEnqueueBody(std::string_view body, const Limits& limits, EnqueueBody
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   std::string_view raw = TrimJson(body);
   if (!root.is_object()) {
-    return Error{ErrorCode::kInvalidField, "the body must be a task spec object or {\"tasks\":[...]}"};
+    return Error{ErrorCode::kInvalidField,
+                 "the body must be a task spec object or {\"tasks\":[...]}"};
   }
   const auto& object = root.get_object();
   auto tasks = object.find("tasks");
@@ -90,8 +93,8 @@ Error DecodeEnqueueBody(std::string_view body, const Limits& limits, EnqueueBody
   out.specs.resize(array.size());
   for (size_t i = 0; i < array.size(); ++i) {
     std::string_view raw_spec = i < raw_specs.size() ? raw_specs[i] : std::string_view();
-    auto e = DecodeSpec(array[i], raw_spec, limits, "tasks[" + std::to_string(i) + "].",
-                        out.specs[i]);
+    auto e =
+        DecodeSpec(array[i], raw_spec, limits, "tasks[" + std::to_string(i) + "].", out.specs[i]);
     if (!e.ok()) return e;
   }
   return {};

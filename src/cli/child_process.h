@@ -12,11 +12,11 @@
 namespace conveyor {
 
 struct ChildResult {
-  int exit_code = -1;       // -1 when it could not start or was killed by a signal
-  std::string out;          // stdout, at most max_stdout bytes
+  int exit_code = -1;  // -1 when it could not start or was killed by a signal
+  std::string out;     // stdout, at most max_stdout bytes
   bool out_truncated = false;
-  std::string err_tail;     // the last bytes of stderr
-  std::string failure;      // why it could not start, or the signal that killed it
+  std::string err_tail;  // the last bytes of stderr
+  std::string failure;   // why it could not start, or the signal that killed it
 };
 
 struct ChildOptions {

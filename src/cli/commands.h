@@ -2,10 +2,9 @@
 // Add*Command for each; every command owns its options struct and returns an exit code.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 namespace conveyor {
 

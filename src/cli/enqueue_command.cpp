@@ -31,8 +31,8 @@ void DrawProgress(size_t done, size_t lines_read, bool finished) {
   const int width = 30;
   // The total of a stream is unknown; the bar fills with what was read so far.
   size_t filled = lines_read == 0 ? 0 : width * done / lines_read;
-  std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] "
-            << done << " enqueued" << (finished ? "\n" : "") << std::flush;
+  std::cerr << "\r[" << std::string(filled, '#') << std::string(width - filled, '.') << "] " << done
+            << " enqueued" << (finished ? "\n" : "") << std::flush;
 }
 
 int RunEnqueue(const EnqueueOptions& o) {
@@ -101,7 +101,8 @@ void AddEnqueueCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--delay-ms", o->delay_ms, "Run no earlier than this many ms from now")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--batch", o->batch, "Lines per request when reading stdin")
-      ->check(CLI::Range(size_t{1}, size_t{1000}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{1000}))
+      ->capture_default_str();
   AddServerOption(*cmd, o->server);
   cmd->callback([o, &exit_code] { exit_code = RunEnqueue(*o); });
 }

@@ -39,9 +39,11 @@ bool SplitHostPort(const std::string& text, std::string& host, uint16_t& port) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   const std::string digits = text.substr(colon + 1);
-  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
     return false;
   }
   unsigned long value = std::stoul(digits);
@@ -75,10 +77,9 @@ int RunServe(ServeOptions& options) {
   std::vector<Journal*> journals(options.threads, &journal);
   ShardSet shards(options.threads, SystemClock::Instance(), journals, options.limits);
   Api api(shards, options.limits);
-  HttpServer server(shards, options.limits,
-                    [&api](HttpRequest& request, Connection& connection) {
-                      return api.Handle(request, connection);
-                    });
+  HttpServer server(shards, options.limits, [&api](HttpRequest& request, Connection& connection) {
+    return api.Handle(request, connection);
+  });
   if (std::string error = server.Listen(host, port); !error.empty()) return Fail(error);
 
   boost::asio::signal_set signals(shards.io(0), SIGINT, SIGTERM);
@@ -101,42 +102,55 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   CLI::App* cmd = app.add_subcommand("serve", "Run the Conveyor server.");
   Limits& l = options->limits;
   cmd->add_option("--listen", options->listen, "HTTP address HOST:PORT")
-      ->envname("CONVEYOR_LISTEN")->capture_default_str();
+      ->envname("CONVEYOR_LISTEN")
+      ->capture_default_str();
   cmd->add_option("--data-dir", options->data_dir, "Where tasks are stored")
-      ->envname("CONVEYOR_DATA_DIR")->capture_default_str();
+      ->envname("CONVEYOR_DATA_DIR")
+      ->capture_default_str();
   cmd->add_option("--durability", options->durability, "sync | batch | none")
       ->envname("CONVEYOR_DURABILITY")
-      ->check(CLI::IsMember({"sync", "batch", "none"}))->capture_default_str();
+      ->check(CLI::IsMember({"sync", "batch", "none"}))
+      ->capture_default_str();
   cmd->add_option("--beanstalk", options->beanstalk, "beanstalkd protocol address HOST:PORT")
       ->envname("CONVEYOR_BEANSTALK");
   cmd->add_option("--broker", options->broker, "redis://host:port for the multi-node backend")
       ->envname("CONVEYOR_BROKER");
   cmd->add_option("--threads", options->threads, "I/O threads = shards (default: cores)")
-      ->envname("CONVEYOR_THREADS")->check(CLI::Range(1u, 64u))->capture_default_str();
+      ->envname("CONVEYOR_THREADS")
+      ->check(CLI::Range(1u, 64u))
+      ->capture_default_str();
   cmd->add_option("--config", options->config, "TOML config file")->envname("CONVEYOR_CONFIG");
   cmd->add_option("--max-body-bytes", l.max_body_bytes, "Largest request body (413 above)")
-      ->envname("CONVEYOR_MAX_BODY_BYTES")->check(CLI::Range(size_t{1024}, size_t{1} << 30))
+      ->envname("CONVEYOR_MAX_BODY_BYTES")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30))
       ->capture_default_str();
   cmd->add_option("--max-header-bytes", l.max_header_bytes, "Largest header block (431 above)")
-      ->envname("CONVEYOR_MAX_HEADER_BYTES")->check(CLI::Range(size_t{1024}, size_t{1} << 20))
+      ->envname("CONVEYOR_MAX_HEADER_BYTES")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 20))
       ->capture_default_str();
   cmd->add_option("--max-batch", l.max_batch, "Most tasks or acks in one request")
-      ->envname("CONVEYOR_MAX_BATCH")->check(CLI::Range(size_t{1}, size_t{100000}))
+      ->envname("CONVEYOR_MAX_BATCH")
+      ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
   cmd->add_option("--max-connections", l.max_connections, "Open connections (503 above)")
-      ->envname("CONVEYOR_MAX_CONNECTIONS")->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->envname("CONVEYOR_MAX_CONNECTIONS")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
       ->capture_default_str();
   cmd->add_option("--max-waiters", l.max_waiters, "Long-polling requests at once (429 above)")
-      ->envname("CONVEYOR_MAX_WAITERS")->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->envname("CONVEYOR_MAX_WAITERS")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
       ->capture_default_str();
   cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
-      ->envname("CONVEYOR_HEADER_TIMEOUT_MS")->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->envname("CONVEYOR_HEADER_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}))
       ->capture_default_str();
   cmd->add_option("--idle-timeout-ms", l.idle_timeout_ms, "Idle keep-alive connections close")
-      ->envname("CONVEYOR_IDLE_TIMEOUT_MS")->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->envname("CONVEYOR_IDLE_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}))
       ->capture_default_str();
   cmd->add_option("--write-timeout-ms", l.write_timeout_ms, "Time to write a response")
-      ->envname("CONVEYOR_WRITE_TIMEOUT_MS")->check(CLI::Range(int64_t{100}, int64_t{3600000}))
+      ->envname("CONVEYOR_WRITE_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{3600000}))
       ->capture_default_str();
   cmd->callback([options, &exit_code] { exit_code = RunServe(*options); });
 }

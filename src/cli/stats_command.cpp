@@ -50,8 +50,8 @@ int RunStats(const StatsOptions& o) {
   } else {
     queues.push_back(body);
   }
-  std::printf("%-24s %9s %9s %9s %9s %9s %9s %10s %10s\n", "QUEUE", "SCHEDULED", "READY",
-              "LEASED", "SUCCEEDED", "DEAD", "CANCELED", "ENQUEUED", "ACKED");
+  std::printf("%-24s %9s %9s %9s %9s %9s %9s %10s %10s\n", "QUEUE", "SCHEDULED", "READY", "LEASED",
+              "SUCCEEDED", "DEAD", "CANCELED", "ENQUEUED", "ACKED");
   for (const json::value& q : queues) {
     if (!q.is_object()) continue;
     const json::value* name = q.as_object().if_contains("name");

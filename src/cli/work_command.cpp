@@ -87,14 +87,15 @@ void RunTask(HttpClient& client, const WorkOptions& o, const LeasedTask& task) {
                      "CONVEYOR_ATTEMPT=" + task.attempts};
   child.heartbeat_every = std::chrono::milliseconds(std::max<int64_t>(100, o.lease_ms / 3));
   child.heartbeat = [&] {
-    HttpResult r = client.Request("POST", base + "/extend",
-                                  "{\"lease\":" + token_json + ",\"lease_ms\":" +
-                                      std::to_string(o.lease_ms) + "}");
+    HttpResult r = client.Request(
+        "POST", base + "/extend",
+        "{\"lease\":" + token_json + ",\"lease_ms\":" + std::to_string(o.lease_ms) + "}");
     if (r.status != 200) Log("task " + task.id + ": could not extend lease: " + ErrorMessageOf(r));
   };
   auto started = std::chrono::steady_clock::now();
   ChildResult result = RunChild(child);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   char took[32];
   std::snprintf(took, sizeof took, "%.2fs", seconds);
 
@@ -106,13 +107,13 @@ void RunTask(HttpClient& client, const WorkOptions& o, const LeasedTask& task) {
         (r.status == 200 ? "" : " (ack refused: " + ErrorMessageOf(r) + ")"));
     return;
   }
-  std::string why = !result.failure.empty() ? result.failure
-                                            : "exit code " + std::to_string(result.exit_code);
+  std::string why =
+      !result.failure.empty() ? result.failure : "exit code " + std::to_string(result.exit_code);
   std::string message = result.err_tail.empty() ? why : why + ": " + result.err_tail;
   std::string message_json;
   AppendJsonString(message_json, message);
-  r = client.Request("POST", base + "/nack", "{\"lease\":" + token_json + ",\"error\":" +
-                                                  message_json + "}");
+  r = client.Request("POST", base + "/nack",
+                     "{\"lease\":" + token_json + ",\"error\":" + message_json + "}");
   Log("task " + task.id + ": failed (" + why + ") in " + took +
       (r.status == 200 ? "" : " (nack refused: " + ErrorMessageOf(r) + ")"));
 }
@@ -177,18 +178,23 @@ void AddWorkCommand(CLI::App& app, int& exit_code, const std::vector<std::string
   auto o = std::make_shared<WorkOptions>();
   o->command = command;
   CLI::App* cmd = app.add_subcommand(
-      "work", "Lease tasks from QUEUE and run a command for each: conveyor work QUEUE -- CMD ARGS...");
+      "work",
+      "Lease tasks from QUEUE and run a command for each: conveyor work QUEUE -- CMD ARGS...");
   cmd->add_option("queue", o->queue, "Queue name")->required();
   cmd->add_option("--concurrency", o->concurrency, "Commands run at once")
-      ->check(CLI::Range(size_t{1}, size_t{1024}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{1024}))
+      ->capture_default_str();
   cmd->add_option("--lease-ms", o->lease_ms, "Lease time; extended while the command runs")
-      ->check(CLI::Range(int64_t{1000}, int64_t{86400000}))->capture_default_str();
+      ->check(CLI::Range(int64_t{1000}, int64_t{86400000}))
+      ->capture_default_str();
   cmd->add_option("--wait-ms", o->wait_ms, "Long-poll time of each lease request")
-      ->check(CLI::Range(int64_t{0}, int64_t{60000}))->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{60000}))
+      ->capture_default_str();
   cmd->add_option("--worker", o->worker, "Worker name shown on leased tasks");
   AddServerOption(*cmd, o->server);
-  cmd->footer("The payload is written to CMD's stdin; CONVEYOR_TASK_ID, CONVEYOR_QUEUE and "
-              "CONVEYOR_ATTEMPT are set in its environment.");
+  cmd->footer(
+      "The payload is written to CMD's stdin; CONVEYOR_TASK_ID, CONVEYOR_QUEUE and "
+      "CONVEYOR_ATTEMPT are set in its environment.");
   cmd->callback([o, &exit_code] { exit_code = RunWork(*o); });
 }
 

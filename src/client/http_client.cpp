@@ -126,7 +126,8 @@ std::string ErrorMessageOf(const HttpResult& result) {
   auto value = boost::json::parse(result.body, ec);
   if (!ec && value.is_object()) {
     if (auto* error = value.as_object().if_contains("error"); error && error->is_object()) {
-      if (auto* message = error->as_object().if_contains("message"); message && message->is_string()) {
+      if (auto* message = error->as_object().if_contains("message");
+          message && message->is_string()) {
         return "HTTP " + std::to_string(result.status) + ": " +
                std::string(message->as_string().c_str());
       }

@@ -18,9 +18,9 @@ struct ServerUrl {
 std::optional<ServerUrl> ParseServerUrl(const std::string& url, std::string& why);
 
 struct HttpResult {
-  int status = 0;         // 0: no answer (see error)
+  int status = 0;  // 0: no answer (see error)
   std::string body;
-  std::string error;      // transport failure, in words
+  std::string error;       // transport failure, in words
   bool retryable = false;  // failed in a way that means the request was never read
 };
 

@@ -4,48 +4,71 @@ namespace conveyor {
 
 int HttpStatusFor(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return 200;
+    case ErrorCode::kOk:
+      return 200;
     case ErrorCode::kInvalidJson:
     case ErrorCode::kInvalidField:
     case ErrorCode::kInvalidQueueName:
-    case ErrorCode::kBadRequest: return 400;
+    case ErrorCode::kBadRequest:
+      return 400;
     case ErrorCode::kNotFound:
-    case ErrorCode::kTaskNotFound:
-    case ErrorCode::kQueueNotFound: return 404;
-    case ErrorCode::kMethodNotAllowed: return 405;
+      return 404;
+    case ErrorCode::kMethodNotAllowed:
+      return 405;
     case ErrorCode::kLeaseMismatch:
-    case ErrorCode::kInvalidState: return 409;
-    case ErrorCode::kBodyTooLarge: return 413;
-    case ErrorCode::kUnsupportedMediaType: return 415;
-    case ErrorCode::kHeadersTooLarge: return 431;
-    case ErrorCode::kTooManyRequests: return 429;
+    case ErrorCode::kInvalidState:
+      return 409;
+    case ErrorCode::kBodyTooLarge:
+      return 413;
+    case ErrorCode::kUnsupportedMediaType:
+      return 415;
+    case ErrorCode::kHeadersTooLarge:
+      return 431;
+    case ErrorCode::kTooManyRequests:
+      return 429;
     case ErrorCode::kOverloaded:
-    case ErrorCode::kStorageUnavailable: return 503;
-    case ErrorCode::kInternal: return 500;
+    case ErrorCode::kStorageUnavailable:
+      return 503;
+    case ErrorCode::kInternal:
+      return 500;
   }
   return 500;
 }
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kOk: return "ok";
-    case ErrorCode::kInvalidJson: return "invalid_json";
-    case ErrorCode::kInvalidField: return "invalid_field";
-    case ErrorCode::kInvalidQueueName: return "invalid_queue_name";
-    case ErrorCode::kBadRequest: return "bad_request";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kTaskNotFound: return "task_not_found";
-    case ErrorCode::kQueueNotFound: return "queue_not_found";
-    case ErrorCode::kMethodNotAllowed: return "method_not_allowed";
-    case ErrorCode::kLeaseMismatch: return "lease_mismatch";
-    case ErrorCode::kInvalidState: return "invalid_state";
-    case ErrorCode::kBodyTooLarge: return "body_too_large";
-    case ErrorCode::kUnsupportedMediaType: return "unsupported_media_type";
-    case ErrorCode::kHeadersTooLarge: return "headers_too_large";
-    case ErrorCode::kTooManyRequests: return "too_many_requests";
-    case ErrorCode::kOverloaded: return "overloaded";
-    case ErrorCode::kStorageUnavailable: return "storage_unavailable";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kOk:
+      return "ok";
+    case ErrorCode::kInvalidJson:
+      return "invalid_json";
+    case ErrorCode::kInvalidField:
+      return "invalid_field";
+    case ErrorCode::kInvalidQueueName:
+      return "invalid_queue_name";
+    case ErrorCode::kBadRequest:
+      return "bad_request";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kMethodNotAllowed:
+      return "method_not_allowed";
+    case ErrorCode::kLeaseMismatch:
+      return "lease_mismatch";
+    case ErrorCode::kInvalidState:
+      return "invalid_state";
+    case ErrorCode::kBodyTooLarge:
+      return "body_too_large";
+    case ErrorCode::kUnsupportedMediaType:
+      return "unsupported_media_type";
+    case ErrorCode::kHeadersTooLarge:
+      return "headers_too_large";
+    case ErrorCode::kTooManyRequests:
+      return "too_many_requests";
+    case ErrorCode::kOverloaded:
+      return "overloaded";
+    case ErrorCode::kStorageUnavailable:
+      return "storage_unavailable";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "internal";
 }

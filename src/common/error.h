@@ -14,9 +14,7 @@ enum class ErrorCode {
   kInvalidField,          // 400: a field has the wrong type or is out of range
   kInvalidQueueName,      // 400
   kBadRequest,            // 400: anything else malformed (e.g. the HTTP request itself)
-  kNotFound,              // 404: no such route
-  kTaskNotFound,          // 404
-  kQueueNotFound,         // 404
+  kNotFound,              // 404: no such route or task
   kMethodNotAllowed,      // 405 (+ Allow)
   kLeaseMismatch,         // 409: token is not the current lease's, or the lease expired
   kInvalidState,          // 409: the task is not in a state that allows the call

@@ -19,8 +19,7 @@ void ForEachJsonMember(std::string_view object,
                        const std::function<bool(std::string_view, std::string_view)>& visit);
 
 // Calls visit(raw_element) for each element of the array `array`.
-void ForEachJsonElement(std::string_view array,
-                        const std::function<bool(std::string_view)>& visit);
+void ForEachJsonElement(std::string_view array, const std::function<bool(std::string_view)>& visit);
 
 // Returns the raw text of member `key` of `object`, or an empty view when absent.
 std::string_view FindJsonMember(std::string_view object, std::string_view key);

@@ -16,10 +16,10 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   for (size_t k = 1; k < len; ++k) {
     if ((byte(i + k) & 0xC0) != 0x80) return 0;
   }
-  if (len == 2 && c < 0xC2) return 0;                                     // overlong
-  if (len == 3 && c == 0xE0 && byte(i + 1) < 0xA0) return 0;              // overlong
-  if (len == 3 && c == 0xED && byte(i + 1) >= 0xA0) return 0;             // surrogate
-  if (len == 4 && c == 0xF0 && byte(i + 1) < 0x90) return 0;              // overlong
+  if (len == 2 && c < 0xC2) return 0;                                          // overlong
+  if (len == 3 && c == 0xE0 && byte(i + 1) < 0xA0) return 0;                   // overlong
+  if (len == 3 && c == 0xED && byte(i + 1) >= 0xA0) return 0;                  // surrogate
+  if (len == 4 && c == 0xF0 && byte(i + 1) < 0x90) return 0;                   // overlong
   if (len == 4 && (c > 0xF4 || (c == 0xF4 && byte(i + 1) >= 0x90))) return 0;  // > U+10FFFF
   return len;
 }
@@ -42,11 +42,21 @@ void AppendJsonString(std::string& out, std::string_view text) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];

@@ -15,6 +15,8 @@ struct Limits {
   size_t max_header_bytes = 16 << 10;
   // A batch is applied all-or-nothing in one shard turn; bounded so one turn stays short.
   size_t max_batch = 1000;
+  // Most tasks one lease call may take; each is encoded into one answer.
+  size_t max_lease_batch = 1000;
   // Long-poll waits are bounded so that a waiter never outlives a proxy's idle timeout.
   int64_t max_wait_ms = 60000;
   // Nesting beyond this is refused before it can hurt a recursive reader downstream.

@@ -90,10 +90,18 @@ void Engine::Kill(Task& task, DeadReason reason, int64_t now) {
 void Engine::Rearm(Task& task) {
   int64_t due = kNever;
   switch (task.state) {
-    case TaskState::kScheduled: due = std::min(task.run_at, task.deadline); break;
-    case TaskState::kReady: due = task.deadline; break;
-    case TaskState::kLeased: due = task.lease_expires_at; break;
-    default: due = SaturatingAdd(task.finished_at, task.queue->config().retention_ms); break;
+    case TaskState::kScheduled:
+      due = std::min(task.run_at, task.deadline);
+      break;
+    case TaskState::kReady:
+      due = task.deadline;
+      break;
+    case TaskState::kLeased:
+      due = task.lease_expires_at;
+      break;
+    default:
+      due = SaturatingAdd(task.finished_at, task.queue->config().retention_ms);
+      break;
   }
   if (due == task.timer_due) return;
   if (task.timer_due != kNever) timers_.erase({task.timer_due, task.id});
@@ -352,7 +360,7 @@ void Engine::CancelWaiter(uint64_t waiter_id) {
     if (list.empty()) task_waiters_by_task_.erase(waiter.task_id);
     Task* task = FindTask(waiter.task_id);
     waiter.done(task != nullptr ? TaskReply(*task)
-                                : Fail(ErrorCode::kTaskNotFound, "no task with this id"));
+                                : Fail(ErrorCode::kNotFound, "no task with this id"));
   }
 }
 
@@ -400,7 +408,7 @@ Reply LeaseMismatch(const Task& task) {
 Reply Engine::Ack(uint64_t id, std::string_view token, std::string result) {
   Tick();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kTaskNotFound, "no task with this id");
+  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token == token) {
     return IdState(*task);  // a repeated ack: harmless
   }
@@ -420,7 +428,7 @@ Reply Engine::Nack(uint64_t id, std::string_view token, std::string_view message
   Tick();
   const int64_t now = Now();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kTaskNotFound, "no task with this id");
+  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch(*task);
   }
@@ -446,7 +454,7 @@ Reply Engine::Extend(uint64_t id, std::string_view token, std::optional<int64_t>
                      std::string progress) {
   Tick();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kTaskNotFound, "no task with this id");
+  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch(*task);
   }
@@ -464,7 +472,7 @@ Reply Engine::Extend(uint64_t id, std::string_view token, std::optional<int64_t>
 Reply Engine::Cancel(uint64_t id) {
   Tick();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kTaskNotFound, "no task with this id");
+  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kScheduled && task->state != TaskState::kReady) {
     return Fail(ErrorCode::kInvalidState,
                 std::string("only a scheduled or ready task can be canceled; this one is ") +
@@ -478,7 +486,7 @@ Reply Engine::Cancel(uint64_t id) {
 Reply Engine::Retry(uint64_t id) {
   Tick();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kTaskNotFound, "no task with this id");
+  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kDead) {
     return Fail(ErrorCode::kInvalidState,
                 std::string("only a dead task can be retried; this one is ") +
@@ -496,7 +504,7 @@ Reply Engine::Retry(uint64_t id) {
 Reply Engine::GetTask(uint64_t id) {
   Tick();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kTaskNotFound, "no task with this id");
+  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   return TaskReply(*task);
 }
 
@@ -505,7 +513,7 @@ void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Reply)> d
   Tick();
   Task* task = FindTask(id);
   if (task == nullptr) {
-    done(Fail(ErrorCode::kTaskNotFound, "no task with this id"));
+    done(Fail(ErrorCode::kNotFound, "no task with this id"));
     return;
   }
   if (wait_ms <= 0 || IsFinished(task->state)) {
@@ -541,8 +549,8 @@ void Engine::FinishTaskWaiters(const Task& task) {
 
 // ---- queues ----------------------------------------------------------------------------
 
-Reply Engine::ListTasks(std::string_view queue_name, std::optional<TaskState> state,
-                        size_t limit, uint64_t after) {
+Reply Engine::ListTasks(std::string_view queue_name, std::optional<TaskState> state, size_t limit,
+                        uint64_t after) {
   Tick();
   Reply reply;
   JsonWriter w(reply.body);

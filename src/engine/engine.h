@@ -84,8 +84,8 @@ class Engine {
   EnqueueResult Enqueue(std::string_view queue, std::vector<TaskSpec> specs);
   // Leases at once, or parks a waiter until a task is ready or wait_ms passes.
   // done is called exactly once, possibly before Lease returns.
-  void Lease(std::string_view queue, LeaseRequest request,
-             std::function<void(LeaseResult)> done, uint64_t* waiter_id = nullptr);
+  void Lease(std::string_view queue, LeaseRequest request, std::function<void(LeaseResult)> done,
+             uint64_t* waiter_id = nullptr);
   Reply Ack(uint64_t id, std::string_view token, std::string result);
   Reply Nack(uint64_t id, std::string_view token, std::string_view message,
              std::optional<int64_t> retry_in_ms, bool dead);
@@ -141,8 +141,8 @@ class Engine {
   void AddError(Task& task, int64_t now, std::string_view message);
   std::string NewToken();
 
-  std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms,
-                              std::string_view worker, int64_t now);
+  std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms, std::string_view worker,
+                              int64_t now);
   LeaseResult BuildLeaseResult(const std::vector<Task*>& leased) const;
   void MarkReady(Queue& queue);
   void ServeWaiters();
@@ -164,8 +164,7 @@ class Engine {
   absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
 
   uint64_t next_waiter_id_ = 1;
-  absl::flat_hash_map<uint64_t, std::pair<Queue*, std::list<LeaseWaiter>::iterator>>
-      lease_waiters_;
+  absl::flat_hash_map<uint64_t, std::pair<Queue*, std::list<LeaseWaiter>::iterator>> lease_waiters_;
   absl::flat_hash_map<uint64_t, TaskWaiter> task_waiters_;
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> task_waiters_by_task_;
   // (deadline, waiter id) for both kinds of waiters.

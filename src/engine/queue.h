@@ -41,7 +41,7 @@ struct QueueTotals {
 
 // Upper bounds (ms) of the ready->leased wait histogram buckets; +Inf is implicit.
 inline constexpr std::array<int64_t, 12> kWaitBucketsMs = {1,   5,    10,   50,    100,   250,
-                                                          500, 1000, 5000, 10000, 60000, 300000};
+                                                           500, 1000, 5000, 10000, 60000, 300000};
 
 struct LeaseResult;
 

@@ -5,10 +5,9 @@
 #pragma once
 
 #include <atomic>
-#include <memory>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <memory>
 
 #include "common/clock.h"
 #include "common/limits.h"

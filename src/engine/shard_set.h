@@ -4,17 +4,16 @@
 // the only way data crosses threads. Built before Run(); routing is read-only afterwards.
 #pragma once
 
-#include <functional>
-#include <memory>
-#include <string_view>
-#include <thread>
-#include <vector>
-
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <string_view>
+#include <thread>
+#include <vector>
 
 #include "common/task_id.h"
 #include "engine/shard.h"

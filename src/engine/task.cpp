@@ -4,12 +4,18 @@ namespace conveyor {
 
 std::string_view TaskStateName(TaskState state) {
   switch (state) {
-    case TaskState::kScheduled: return "scheduled";
-    case TaskState::kReady: return "ready";
-    case TaskState::kLeased: return "leased";
-    case TaskState::kSucceeded: return "succeeded";
-    case TaskState::kDead: return "dead";
-    case TaskState::kCanceled: return "canceled";
+    case TaskState::kScheduled:
+      return "scheduled";
+    case TaskState::kReady:
+      return "ready";
+    case TaskState::kLeased:
+      return "leased";
+    case TaskState::kSucceeded:
+      return "succeeded";
+    case TaskState::kDead:
+      return "dead";
+    case TaskState::kCanceled:
+      return "canceled";
   }
   return "ready";
 }
@@ -24,11 +30,16 @@ std::optional<TaskState> ParseTaskState(std::string_view name) {
 
 std::string_view DeadReasonName(DeadReason reason) {
   switch (reason) {
-    case DeadReason::kNone: return "";
-    case DeadReason::kMaxAttempts: return "max_attempts";
-    case DeadReason::kExpired: return "expired";
-    case DeadReason::kNack: return "nack";
-    case DeadReason::kBuried: return "buried";
+    case DeadReason::kNone:
+      return "";
+    case DeadReason::kMaxAttempts:
+      return "max_attempts";
+    case DeadReason::kExpired:
+      return "expired";
+    case DeadReason::kNack:
+      return "nack";
+    case DeadReason::kBuried:
+      return "buried";
   }
   return "";
 }

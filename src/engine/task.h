@@ -45,12 +45,12 @@ struct Task {
   uint32_t max_attempts = 25;
   int64_t created_at = 0;
   int64_t run_at = 0;
-  int64_t ready_at = 0;        // when it last became ready: the second key of the order
-  int64_t deadline = kNever;   // not leased by then -> dead (expired)
-  int64_t lease_ms = 0;        // 0: use the queue's
+  int64_t ready_at = 0;       // when it last became ready: the second key of the order
+  int64_t deadline = kNever;  // not leased by then -> dead (expired)
+  int64_t lease_ms = 0;       // 0: use the queue's
   int64_t finished_at = 0;
-  std::string result;          // raw JSON, empty = null
-  std::string progress;        // raw JSON, empty = null
+  std::string result;    // raw JSON, empty = null
+  std::string progress;  // raw JSON, empty = null
   std::vector<TaskError> errors;
   std::string idempotency_key;
   // Current (or, once acked, last) lease. The token survives the ack so that a repeated

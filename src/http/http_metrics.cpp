@@ -4,8 +4,8 @@ namespace conveyor {
 
 std::string_view RouteName(Route route) {
   static constexpr std::string_view kNames[kRouteCount] = {
-      "add_task", "enqueue", "lease",  "ack",         "nack",      "extend",
-      "batch_ack", "get_task", "cancel", "retry",      "list_queues", "get_queue",
+      "add_task",  "enqueue",    "lease",   "ack",     "nack",        "extend",
+      "batch_ack", "get_task",   "cancel",  "retry",   "list_queues", "get_queue",
       "put_queue", "list_tasks", "metrics", "healthz", "other"};
   return kNames[static_cast<size_t>(route)];
 }

@@ -13,8 +13,23 @@
 namespace conveyor {
 
 enum class Route : uint8_t {
-  kAddTask, kEnqueue, kLease, kAck, kNack, kExtend, kBatchAck, kGetTask, kCancel, kRetry,
-  kListQueues, kGetQueue, kPutQueue, kListTasks, kMetrics, kHealthz, kOther,
+  kAddTask,
+  kEnqueue,
+  kLease,
+  kAck,
+  kNack,
+  kExtend,
+  kBatchAck,
+  kGetTask,
+  kCancel,
+  kRetry,
+  kListQueues,
+  kGetQueue,
+  kPutQueue,
+  kListTasks,
+  kMetrics,
+  kHealthz,
+  kOther,
 };
 inline constexpr size_t kRouteCount = static_cast<size_t>(Route::kOther) + 1;
 std::string_view RouteName(Route route);
@@ -22,7 +37,7 @@ std::string_view RouteName(Route route);
 class HttpMetrics {
  public:
   static constexpr std::array<int, 16> kStatuses = {200, 201, 400, 401, 403, 404, 405, 409,
-                                                    413, 415, 429, 431, 500, 503, 0, 0};
+                                                    413, 415, 429, 431, 500, 503, 0,   0};
   explicit HttpMetrics(size_t threads);
 
   // REQUIRES: `thread` is the calling I/O thread's index.

@@ -4,11 +4,10 @@
 // connection and lives on that connection's thread.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <string>
 #include <string_view>
-
-#include <boost/asio/awaitable.hpp>
 
 namespace conveyor {
 
@@ -23,8 +22,8 @@ struct HttpResponse {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
-  std::string allow;     // for 405
-  int retry_after_s = 0; // for 429/503
+  std::string allow;      // for 405
+  int retry_after_s = 0;  // for 429/503
   // Called when the answer could not be delivered (client gone, write failed), so that
   // leases granted in it are handed back at once.
   std::function<void()> on_undelivered;

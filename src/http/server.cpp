@@ -1,10 +1,10 @@
 #include "http/server.h"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -93,10 +93,10 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
       asio::co_spawn(shards_.io(thread), RefuseConnection(std::move(socket)), asio::detached);
       continue;
     }
-    asio::co_spawn(shards_.io(thread),
-                   RunSession(std::move(socket),
-                              SessionContext{limits_, handler_, open_connections_}),
-                   asio::detached);
+    asio::co_spawn(
+        shards_.io(thread),
+        RunSession(std::move(socket), SessionContext{limits_, handler_, open_connections_}),
+        asio::detached);
   }
 }
 

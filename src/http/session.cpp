@@ -2,11 +2,11 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <array>
 #include <chrono>
 #include <memory>
 
@@ -101,7 +101,8 @@ http::response<http::string_body> MakeResponse(HttpResponse& answer, unsigned ve
   res.set(http::field::server, "conveyor");
   res.set(http::field::content_type, answer.content_type);
   if (!answer.allow.empty()) res.set(http::field::allow, answer.allow);
-  if (answer.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(answer.retry_after_s));
+  if (answer.retry_after_s > 0)
+    res.set(http::field::retry_after, std::to_string(answer.retry_after_s));
   res.keep_alive(keep_alive);
   res.body() = std::move(answer.body);
   res.prepare_payload();
@@ -167,12 +168,44 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
     parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser.body_limit(limits.max_body_bytes);
     stream.expires_after(Ms(limits.header_timeout_ms));
-    auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    // Beast's header_limit bounds each parse step, not the whole block, so the block is
+    // first gathered here: its end must show up within max_header_bytes.
+    boost::system::error_code hec;
+    for (;;) {
+      std::string_view head(static_cast<const char*>(buffer.data().data()),
+                            std::min(buffer.size(), limits.max_header_bytes + 4));
+      // A bare-LF end is handed to Beast too, which refuses it with a 400 at once.
+      if (head.find("\r\n\r\n") != std::string_view::npos ||
+          head.find("\n\n") != std::string_view::npos)
+        break;
+      if (buffer.size() > limits.max_header_bytes) {
+        hec = http::error::header_limit;
+        break;
+      }
+      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16384), kTuple);
+      if (ec) {
+        hec = http::error::partial_message;
+        break;
+      }
+      buffer.commit(n);
+    }
+    if (!hec) {
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+      hec = ec;
+    }
     if (hec) {
       if (auto failure = AnswerForReadError(hec)) {
         co_await WriteErrorAndClose(stream, failure->code, failure->message,
                                     limits.write_timeout_ms);
       }
+      co_return;
+    }
+    // RFC 9112 6.3: a Transfer-Encoding whose last coding is not chunked leaves the body
+    // length unknowable; answering it could desynchronise us from a proxy (smuggling).
+    if (parser.get().count(http::field::transfer_encoding) > 0 && !parser.chunked()) {
+      co_await WriteErrorAndClose(stream, ErrorCode::kBadRequest,
+                                  "Transfer-Encoding must end with chunked",
+                                  limits.write_timeout_ms);
       co_return;
     }
     if (!parser.is_done()) {

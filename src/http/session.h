@@ -5,7 +5,6 @@
 #pragma once
 
 #include <atomic>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 

@@ -86,8 +86,10 @@ TEST(CallDecodersTest, AckKeepsResultBytesAndNeedsToken) {
   EXPECT_EQ(ack.result, R"({"n":1.0})");
   EXPECT_EQ(DecodeAckBody(R"({"result":1})", Limits{}, ack).code, ErrorCode::kInvalidField);
   std::vector<AckCall> acks;
-  ASSERT_TRUE(DecodeBatchAckBody(R"({"acks":[{"id":5,"lease":"a"},{"id":6,"lease":"b","result":[1]}]})",
-                                 Limits{}, acks).ok());
+  ASSERT_TRUE(
+      DecodeBatchAckBody(R"({"acks":[{"id":5,"lease":"a"},{"id":6,"lease":"b","result":[1]}]})",
+                         Limits{}, acks)
+          .ok());
   ASSERT_EQ(acks.size(), 2u);
   EXPECT_EQ(acks[1].id, 6u);
   EXPECT_EQ(acks[1].result, "[1]");
@@ -95,8 +97,9 @@ TEST(CallDecodersTest, AckKeepsResultBytesAndNeedsToken) {
 
 TEST(QueueConfigDecoderTest, RefusesUnknownSettings) {
   QueueConfigPatch patch;
-  EXPECT_TRUE(DecodeQueueConfigPatch(R"({"lease_ms":5000,"backoff":{"factor":1.5}})", Limits{},
-                                     patch).ok());
+  EXPECT_TRUE(
+      DecodeQueueConfigPatch(R"({"lease_ms":5000,"backoff":{"factor":1.5}})", Limits{}, patch)
+          .ok());
   EXPECT_EQ(patch.lease_ms, 5000);
   EXPECT_EQ(patch.backoff_factor, 1.5);
   EXPECT_EQ(DecodeQueueConfigPatch(R"({"leas_ms":5000})", Limits{}, patch).code,

@@ -131,7 +131,7 @@ TEST_F(EngineTest, AckWithCurrentTokenSucceedsAndRepeatsHarmlessly) {
   EXPECT_EQ(json::serialize(Get(id).at("result")), R"({"ok":1})");
   EXPECT_TRUE(engine_.Ack(id, token, "").error.ok());
   EXPECT_EQ(engine_.Ack(id, "other", "").error.code, ErrorCode::kLeaseMismatch);
-  EXPECT_EQ(engine_.Ack(id + 64, token, "").error.code, ErrorCode::kTaskNotFound);
+  EXPECT_EQ(engine_.Ack(id + 64, token, "").error.code, ErrorCode::kNotFound);
 }
 
 TEST_F(EngineTest, ExpiredLeaseMakesTaskReadyAndRefusesOldToken) {
@@ -254,7 +254,7 @@ TEST_F(EngineTest, FinishedTasksArePurgedAfterRetention) {
   Advance(999);
   EXPECT_TRUE(engine_.GetTask(id).error.ok());
   Advance(1);
-  EXPECT_EQ(engine_.GetTask(id).error.code, ErrorCode::kTaskNotFound);
+  EXPECT_EQ(engine_.GetTask(id).error.code, ErrorCode::kNotFound);
   EXPECT_EQ(journal_.removed, 1);
   EXPECT_NE(Add("q", s), id);  // the key is free again
 }
@@ -285,7 +285,8 @@ TEST_F(EngineTest, CanceledWaiterNeverGetsATaskAndUndeliveredLeaseIsReleased) {
   req.wait_ms = 5000;
   std::optional<LeaseResult> got;
   uint64_t waiter = 0;
-  engine_.Lease("q", req, [&](LeaseResult r) { got = std::move(r); }, &waiter);
+  engine_.Lease(
+      "q", req, [&](LeaseResult r) { got = std::move(r); }, &waiter);
   engine_.CancelWaiter(waiter);
   ASSERT_TRUE(got);
   EXPECT_TRUE(got->granted.empty());
