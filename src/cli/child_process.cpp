@@ -43,6 +43,9 @@ ChildResult RunChild(const ChildOptions& options) {
   }
   if (pid == 0) {
     setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // the worker blocks SIGINT/SIGTERM; not CMD
     dup2(in[0], STDIN_FILENO);
     dup2(out[1], STDOUT_FILENO);
     dup2(err[1], STDERR_FILENO);

@@ -2,6 +2,7 @@
 // batches (with a progress bar when stderr is a terminal).
 #include <unistd.h>
 
+#include <boost/json/parse.hpp>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -79,6 +80,14 @@ int RunEnqueue(const EnqueueOptions& o) {
     std::string_view trimmed = TrimJson(line);
     if (trimmed.empty()) continue;
     ++lines;
+    boost::system::error_code ec;
+    boost::json::parse(trimmed, ec);
+    if (ec) {
+      std::cerr << (progress ? "\n" : "") << "conveyor enqueue: line " << line_number
+                << " is not valid JSON (" << ec.message() << "); " << enqueued
+                << " tasks were enqueued before it\n";
+      return 1;
+    }
     if (in_batch > 0) batch.push_back(',');
     batch += SpecJson(std::string(trimmed), o);
     if (++in_batch == o.batch && !flush()) return 1;

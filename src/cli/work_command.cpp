@@ -8,6 +8,7 @@
 #include <atomic>
 #include <boost/json/parse.hpp>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -21,8 +22,6 @@ namespace conveyor {
 namespace {
 
 std::atomic<bool> stop_requested{false};
-
-void OnStopSignal(int) { stop_requested.store(true); }
 
 struct WorkOptions {
   std::string server = "http://127.0.0.1:8700";
@@ -92,6 +91,8 @@ void RunTask(HttpClient& client, const WorkOptions& o, const LeasedTask& task) {
         "{\"lease\":" + token_json + ",\"lease_ms\":" + std::to_string(o.lease_ms) + "}");
     if (r.status != 200) Log("task " + task.id + ": could not extend lease: " + ErrorMessageOf(r));
   };
+  // Keeps the whole nack message within the server's default error size (4096 bytes).
+  child.stderr_tail = 3000;
   auto started = std::chrono::steady_clock::now();
   ChildResult result = RunChild(child);
   double seconds =
@@ -118,7 +119,10 @@ void RunTask(HttpClient& client, const WorkOptions& o, const LeasedTask& task) {
       (r.status == 200 ? "" : " (nack refused: " + ErrorMessageOf(r) + ")"));
 }
 
-void WorkerLoop(const ServerUrl& url, const WorkOptions& o, size_t index) {
+// lease_client is only for leasing, so that a stop can interrupt its long-poll while
+// task_client still acks the commands that are running.
+void WorkerLoop(HttpClient& lease_client, const ServerUrl& url, const WorkOptions& o,
+                size_t index) {
   HttpClient client(url);
   std::string worker_json;
   AppendJsonString(worker_json, o.worker + "/" + std::to_string(index));
@@ -127,7 +131,8 @@ void WorkerLoop(const ServerUrl& url, const WorkOptions& o, size_t index) {
                                  ",\"worker\":" + worker_json + "}";
   const std::string target = "/v1/queues/" + o.queue + "/lease";
   while (!stop_requested.load()) {
-    HttpResult r = client.Request("POST", target, lease_body);
+    HttpResult r = lease_client.Request("POST", target, lease_body);
+    if (r.status == 0 && stop_requested.load()) break;
     if (r.status != 200) {
       Log("conveyor work: lease failed: " + ErrorMessageOf(r) + "; retrying in 1s");
       for (int i = 0; i < 10 && !stop_requested.load(); ++i) {
@@ -156,17 +161,34 @@ int RunWork(WorkOptions& o) {
     gethostname(host, sizeof host - 1);
     o.worker = std::string(host) + ":" + std::to_string(getpid());
   }
-  struct sigaction action {};
-  action.sa_handler = OnStopSignal;
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
+  // SIGINT/SIGTERM are taken synchronously by this thread (sigtimedwait below), so the
+  // pending long-polls are interrupted the moment a signal arrives.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   Log("conveyor work: " + std::to_string(o.concurrency) + " worker(s) on queue " + o.queue +
       " at " + o.server);
+  std::vector<std::unique_ptr<HttpClient>> lease_clients;
   std::vector<std::thread> threads;
+  std::atomic<size_t> running{o.concurrency};
   for (size_t i = 0; i < o.concurrency; ++i) {
-    threads.emplace_back([&, i] { WorkerLoop(*url, o, i); });
+    lease_clients.push_back(std::make_unique<HttpClient>(*url));
+    threads.emplace_back([&, i] {
+      WorkerLoop(*lease_clients[i], *url, o, i);
+      running.fetch_sub(1);
+    });
   }
+  const timespec tick{0, 100'000'000};
+  while (running.load() > 0) {
+    if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) break;
+  }
+  stop_requested.store(true);
+  // Closing the pending long-polls makes the server drop those waiters (and hand back any
+  // task it was leasing to them at that moment): nothing new is started after a stop.
+  for (auto& client : lease_clients) client->Interrupt();
   for (auto& t : threads) t.join();
   Log("conveyor work: stopped");
   return 0;

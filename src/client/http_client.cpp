@@ -7,6 +7,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <chrono>
+#include <mutex>
+#include <sys/socket.h>
 
 namespace conveyor {
 
@@ -62,7 +64,14 @@ struct HttpClient::Impl {
 
   HttpResult Once(const std::string& method, const std::string& target, const std::string& body) {
     HttpResult result;
-    if (!connected && !Connect(result.error)) return result;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (interrupted) {
+        result.error = "interrupted";
+        return result;
+      }
+      if (!connected && !Connect(result.error)) return result;
+    }
     http::request<http::string_body> req{http::string_to_verb(method), target, 11};
     req.set(http::field::host, url.host);
     req.set(http::field::user_agent, "conveyor-cli");
@@ -81,6 +90,7 @@ struct HttpClient::Impl {
       // The classic stale keep-alive: the server had closed before our request arrived.
       result.retryable = ec == http::error::end_of_stream || ec == asio::error::eof ||
                          ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+      std::lock_guard<std::mutex> lock(mutex);
       beast::error_code ignored;
       stream.socket().close(ignored);
       buffer.clear();
@@ -91,6 +101,7 @@ struct HttpClient::Impl {
     result.status = static_cast<int>(res.result_int());
     result.body = std::move(res.body());
     if (!res.keep_alive()) {
+      std::lock_guard<std::mutex> lock(mutex);
       connected = false;
       beast::error_code ignored;
       stream.socket().close(ignored);
@@ -104,7 +115,18 @@ struct HttpClient::Impl {
   beast::tcp_stream stream;
   beast::flat_buffer buffer;
   bool connected = false;
+  // Guards the socket's open/close against Interrupt() from another thread (CLI only).
+  std::mutex mutex;
+  bool interrupted = false;
 };
+
+void HttpClient::Interrupt() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->interrupted = true;
+  if (impl_->stream.socket().is_open()) {
+    ::shutdown(impl_->stream.socket().native_handle(), SHUT_RDWR);
+  }
+}
 
 HttpClient::HttpClient(ServerUrl url, int timeout_ms)
     : impl_(std::make_unique<Impl>(std::move(url), timeout_ms)) {}
@@ -116,7 +138,7 @@ HttpResult HttpClient::Request(const std::string& method, const std::string& tar
   const bool reused = impl_->connected;
   HttpResult result = impl_->Once(method, target, body);
   // A kept-alive connection the server closed while idle: try once on a fresh one.
-  if (result.status == 0 && reused && result.retryable) result = impl_->Once(method, target, body);
+  if (result.status == 0 && reused && result.retryable && result.error != "interrupted") result = impl_->Once(method, target, body);
   return result;
 }
 

@@ -33,6 +33,9 @@ class HttpClient {
 
   HttpResult Request(const std::string& method, const std::string& target,
                      const std::string& body = {});
+  // Thread-safe: aborts a request in flight (the server sees the connection close) and
+  // fails every later one. Used to stop a worker's pending long-poll at once.
+  void Interrupt();
 
  private:
   struct Impl;

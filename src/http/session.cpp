@@ -65,6 +65,16 @@ class SessionConnection final : public Connection {
 
   bool closed() const override { return state_->closed; }
 
+  // Asks the kernel directly whether the peer has closed, for the moment between a
+  // long-poll's answer and its write, when the watch may not have run yet.
+  bool PeerHasClosed() {
+    if (state_->closed) return true;
+    char byte;
+    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    state_->closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    return state_->closed;
+  }
+
  private:
   struct State {
     bool watching = false;
@@ -237,7 +247,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
 
     HttpResponse answer = co_await context.handler(request, connection);
     connection.StopWatching();
-    if (connection.closed()) {
+    if (answer.on_undelivered && connection.PeerHasClosed()) {
       if (answer.on_undelivered) answer.on_undelivered();
       co_return;
     }
