@@ -140,6 +140,9 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->envname("CONVEYOR_MAX_WAITERS")
       ->check(CLI::Range(size_t{1}, size_t{1000000}))
       ->capture_default_str();
+  cmd->add_option("--max-queues", l.max_queues, "Queues per shard (429 for new ones above)")
+      ->envname("CONVEYOR_MAX_QUEUES")->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
   cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
       ->envname("CONVEYOR_HEADER_TIMEOUT_MS")
       ->check(CLI::Range(int64_t{100}, int64_t{3600000}))

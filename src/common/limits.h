@@ -29,6 +29,8 @@ struct Limits {
   int64_t idle_timeout_ms = 60000;
   // A response must be written within this time (slow readers).
   int64_t write_timeout_ms = 10000;
+  // Queues per shard (each costs a few KiB even when empty); new ones beyond get 429.
+  size_t max_queues = 100000;
   // Long-poll waiters per server; more are answered 429.
   size_t max_waiters = 10000;
   // Stored error messages are cut to this size, and a task keeps this many of them.

@@ -34,6 +34,11 @@ Reply Engine::Fail(ErrorCode code, std::string message) {
   return Reply{Error{code, std::move(message)}, {}};
 }
 
+Error Engine::TooManyQueues() const {
+  return Error{ErrorCode::kTooManyRequests,
+               "this server holds the most queues it is configured for (--max-queues)"};
+}
+
 Queue& Engine::GetOrCreateQueue(std::string_view name) {
   auto it = queues_.find(AbslView(name));
   if (it != queues_.end()) return *it->second;
@@ -239,8 +244,12 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
 EnqueueResult Engine::Enqueue(std::string_view queue_name, std::vector<TaskSpec> specs) {
   Tick();
   const int64_t now = Now();
-  Queue& queue = GetOrCreateQueue(queue_name);
   EnqueueResult result;
+  if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
+    result.error = TooManyQueues();
+    return result;
+  }
+  Queue& queue = GetOrCreateQueue(queue_name);
   result.tasks.resize(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) InsertTask(queue, specs[i], now, result.tasks[i]);
   ServeWaiters();
@@ -305,6 +314,12 @@ void Engine::Lease(std::string_view queue_name, LeaseRequest request,
     busy.error = Error{ErrorCode::kTooManyRequests,
                        "too many long-polling clients are waiting; retry shortly"};
     done(std::move(busy));
+    return;
+  }
+  if (queue == nullptr && queues_.size() >= limits_.max_queues) {
+    LeaseResult refused;
+    refused.error = TooManyQueues();
+    done(std::move(refused));
     return;
   }
   Queue& q = queue != nullptr ? *queue : GetOrCreateQueue(queue_name);
@@ -591,6 +606,9 @@ Reply Engine::QueueStatsJson(std::string_view queue_name) {
 
 Reply Engine::ConfigureQueue(std::string_view queue_name, const QueueConfigPatch& patch) {
   Tick();
+  if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
+    return Reply{TooManyQueues(), {}};
+  }
   Queue& queue = GetOrCreateQueue(queue_name);
   patch.ApplyTo(queue.config());
   journal_.QueueConfigChanged(queue.name(), queue.config());

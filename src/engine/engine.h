@@ -126,6 +126,7 @@ class Engine {
   };
 
   Queue& GetOrCreateQueue(std::string_view name);
+  Error TooManyQueues() const;
   Queue* FindQueue(std::string_view name);
   Task* FindTask(uint64_t id);
   int64_t Now() const { return clock_.NowMs(); }

@@ -343,6 +343,21 @@ TEST_F(EngineTest, ListsTasksByStateInPages) {
   EXPECT_TRUE(page.at("next_after").is_null());
 }
 
+TEST(EngineLimitsTest, RefusesNewQueuesBeyondTheLimit) {
+  ManualClock clock;
+  NullJournal journal;
+  std::atomic<uint64_t> sequence{1};
+  Limits limits;
+  limits.max_queues = 2;
+  Engine engine(clock, journal, sequence, limits, 10, 1);
+  std::vector<TaskSpec> one(1);
+  EXPECT_TRUE(engine.Enqueue("a", one).error.ok());
+  EXPECT_TRUE(engine.Enqueue("b", one).error.ok());
+  EXPECT_EQ(engine.Enqueue("c", one).error.code, ErrorCode::kTooManyRequests);
+  EXPECT_TRUE(engine.Enqueue("a", one).error.ok());
+  EXPECT_EQ(engine.ConfigureQueue("d", {}).error.code, ErrorCode::kTooManyRequests);
+}
+
 TEST_F(EngineTest, EveryChangeReachesTheJournal) {
   uint64_t id = Add("q");
   int after_enqueue = journal_.changed;
