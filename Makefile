@@ -16,7 +16,7 @@ build: deps
 run: build
 	@echo "conveyor: listening on http://$(LISTEN)  (Ctrl-C to stop)"
 	@echo "try:  curl -d '{\"task\":{\"hello\":\"world\"}}' http://$(LISTEN)/add_task"
-	@$(BUILD_DIR)/conveyor serve --listen $(LISTEN) --durability none
+	@$(BUILD_DIR)/conveyor serve --listen $(LISTEN)
 
 # The Release build runs unit and integration tests; a clang ASan+UBSan build runs the unit
 # tests again and the libFuzzer smoke targets (tests/fuzz).

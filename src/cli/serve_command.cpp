@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 
 #include <boost/asio/signal_set.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -11,6 +13,10 @@
 #include "common/clock.h"
 #include "engine/shard_set.h"
 #include "http/server.h"
+#include "storage/data_dir.h"
+#include "storage/recovery.h"
+#include "storage/rocks_store.h"
+#include "storage/storage_journal.h"
 
 namespace conveyor {
 namespace {
@@ -63,19 +69,53 @@ int RunServe(ServeOptions& options) {
   if (!SplitHostPort(options.listen, host, port)) {
     return Fail("--listen must be HOST:PORT (e.g. 127.0.0.1:8700), got '" + options.listen + "'");
   }
-  if (options.durability != "none") {
-    return Fail("--durability " + options.durability +
-                " needs the durable storage engine, which this build does not have yet; "
-                "run with --durability none (memory only: tasks are lost on exit)");
-  }
   if (!options.beanstalk.empty()) return Fail("--beanstalk is not available in this build yet");
   if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
   if (!options.config.empty()) return Fail("--config is not available in this build yet");
 
   RaiseFileLimit();
-  NullJournal journal;
-  std::vector<Journal*> journals(options.threads, &journal);
+  const bool durable = options.durability != "none";
+  std::unique_ptr<DataDir> data_dir;
+  std::unique_ptr<RocksStore> store;
+  std::vector<std::unique_ptr<StorageJournal>> storage_journals;
+  NullJournal null_journal;
+  std::vector<Journal*> journals;
+  if (durable) {
+    std::string error;
+    data_dir = DataDir::Open(options.data_dir, error);
+    if (!data_dir) return Fail(error);
+    StoreOptions store_options;
+    store_options.path = data_dir->db_path();
+    if (const char* fault = std::getenv("CONVEYOR_FAULT_FILE")) store_options.fault_file = fault;
+    store = RocksStore::Open(store_options, error);
+    if (!store) return Fail(error);
+    for (size_t i = 0; i < options.threads; ++i) {
+      storage_journals.push_back(
+          std::make_unique<StorageJournal>(*store, options.durability == "sync", i));
+      journals.push_back(storage_journals.back().get());
+    }
+  } else {
+    journals.assign(options.threads, &null_journal);
+  }
   ShardSet shards(options.threads, SystemClock::Instance(), journals, options.limits);
+  std::unique_ptr<BatchSyncer> batch_syncer;
+  if (durable) {
+    for (size_t i = 0; i < options.threads; ++i) {
+      storage_journals[i]->Bind(shards.io(i), [&store, &shards, i] {
+        Error error = RecoverShard(*store, shards, i);
+        if (!error.ok()) std::cerr << "conveyor: reload failed: " << error.message << std::endl;
+      });
+    }
+    RecoveryStats stats;
+    Error error = RecoverAll(*store, shards, stats);
+    if (!error.ok()) return Fail("cannot recover from " + options.data_dir + ": " + error.message);
+    for (size_t i = 0; i < shards.size(); ++i) shards.at(i).AfterCommand();
+    std::printf("conveyor: recovered %zu tasks in %zu queues from %s in %.3f s\n", stats.tasks,
+                stats.queues, options.data_dir.c_str(), stats.seconds);
+    if (options.durability == "batch") {
+      batch_syncer = std::make_unique<BatchSyncer>(*store, std::chrono::milliseconds(100));
+    }
+  }
   Api api(shards, options.limits);
   HttpServer server(shards, options.limits, [&api](HttpRequest& request, Connection& connection) {
     return api.Handle(request, connection);
@@ -90,8 +130,12 @@ int RunServe(ServeOptions& options) {
     shards.Stop();
   });
   std::cout << "conveyor: listening on http://" << options.listen << " (durability "
-            << options.durability << ", " << options.threads << " threads)" << std::endl;
+            << options.durability << ", data "
+            << (durable ? options.data_dir : std::string("in memory only")) << ", "
+            << options.threads << " threads)" << std::endl;
   shards.Run();
+  batch_syncer.reset();
+  for (auto& journal : storage_journals) journal->Stop();
   return 0;
 }
 
@@ -141,7 +185,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(size_t{1}, size_t{1000000}))
       ->capture_default_str();
   cmd->add_option("--max-queues", l.max_queues, "Queues per shard (429 for new ones above)")
-      ->envname("CONVEYOR_MAX_QUEUES")->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->envname("CONVEYOR_MAX_QUEUES")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
       ->capture_default_str();
   cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
       ->envname("CONVEYOR_HEADER_TIMEOUT_MS")

@@ -34,6 +34,11 @@ Reply Engine::Fail(ErrorCode code, std::string message) {
   return Reply{Error{code, std::move(message)}, {}};
 }
 
+Error Engine::StorageDown() {
+  return Error{ErrorCode::kStorageUnavailable,
+               "storage is failing, so changes are refused until it recovers; reads still work"};
+}
+
 Error Engine::TooManyQueues() const {
   return Error{ErrorCode::kTooManyRequests,
                "this server holds the most queues it is configured for (--max-queues)"};
@@ -237,12 +242,13 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   if (t.state == TaskState::kReady) MarkReady(queue);
   Rearm(t);
   if (t.deadline <= now) Kill(t, DeadReason::kExpired, now);  // accepted, and ends dead
-  journal_.TaskChanged(t);
+  journal_.TaskCreated(t);
   out = EnqueuedTask{t.id, t.state, false};
 }
 
 EnqueueResult Engine::Enqueue(std::string_view queue_name, std::vector<TaskSpec> specs) {
   Tick();
+  if (!journal_.writable()) return EnqueueResult{StorageDown(), {}};
   const int64_t now = Now();
   EnqueueResult result;
   if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
@@ -297,6 +303,12 @@ LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased) const {
 void Engine::Lease(std::string_view queue_name, LeaseRequest request,
                    std::function<void(LeaseResult)> done, uint64_t* waiter_id) {
   Tick();
+  if (!journal_.writable()) {
+    LeaseResult refused;
+    refused.error = StorageDown();
+    done(std::move(refused));
+    return;
+  }
   const int64_t now = Now();
   Queue* queue = FindQueue(queue_name);
   if (queue != nullptr) {
@@ -422,6 +434,7 @@ Reply LeaseMismatch(const Task& task) {
 
 Reply Engine::Ack(uint64_t id, std::string_view token, std::string result) {
   Tick();
+  if (!journal_.writable()) return Reply{StorageDown(), {}};
   Task* task = FindTask(id);
   if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token == token) {
@@ -441,6 +454,7 @@ Reply Engine::Ack(uint64_t id, std::string_view token, std::string result) {
 Reply Engine::Nack(uint64_t id, std::string_view token, std::string_view message,
                    std::optional<int64_t> retry_in_ms, bool dead) {
   Tick();
+  if (!journal_.writable()) return Reply{StorageDown(), {}};
   const int64_t now = Now();
   Task* task = FindTask(id);
   if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
@@ -468,6 +482,7 @@ Reply Engine::Nack(uint64_t id, std::string_view token, std::string_view message
 Reply Engine::Extend(uint64_t id, std::string_view token, std::optional<int64_t> lease_ms,
                      std::string progress) {
   Tick();
+  if (!journal_.writable()) return Reply{StorageDown(), {}};
   Task* task = FindTask(id);
   if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kLeased || task->lease_token != token) {
@@ -486,6 +501,7 @@ Reply Engine::Extend(uint64_t id, std::string_view token, std::optional<int64_t>
 
 Reply Engine::Cancel(uint64_t id) {
   Tick();
+  if (!journal_.writable()) return Reply{StorageDown(), {}};
   Task* task = FindTask(id);
   if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kScheduled && task->state != TaskState::kReady) {
@@ -500,6 +516,7 @@ Reply Engine::Cancel(uint64_t id) {
 
 Reply Engine::Retry(uint64_t id) {
   Tick();
+  if (!journal_.writable()) return Reply{StorageDown(), {}};
   Task* task = FindTask(id);
   if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
   if (task->state != TaskState::kDead) {
@@ -606,6 +623,7 @@ Reply Engine::QueueStatsJson(std::string_view queue_name) {
 
 Reply Engine::ConfigureQueue(std::string_view queue_name, const QueueConfigPatch& patch) {
   Tick();
+  if (!journal_.writable()) return Reply{StorageDown(), {}};
   if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
     return Reply{TooManyQueues(), {}};
   }
@@ -617,6 +635,33 @@ Reply Engine::ConfigureQueue(std::string_view queue_name, const QueueConfigPatch
   Reply reply;
   AppendQueueConfigJson(reply.body, queue.config());
   return reply;
+}
+
+// ---- recovery ---------------------------------------------------------------------------
+
+void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& config) {
+  GetOrCreateQueue(queue).config() = config;
+}
+
+void Engine::RestoreTask(std::string_view queue_name, Task task) {
+  Queue& queue = GetOrCreateQueue(queue_name);
+  auto owned = std::make_unique<Task>(std::move(task));
+  Task& t = *owned;
+  t.queue = &queue;
+  t.timer_due = kNever;
+  if (tasks_.contains(t.id)) return;  // ids are unique keys in storage; never twice
+  tasks_.emplace(t.id, std::move(owned));
+  queue.Add(t);
+  if (!t.idempotency_key.empty()) queue.idempotency()[t.idempotency_key] = t.id;
+  Rearm(t);
+}
+
+void Engine::Reset() {
+  while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
+  timers_.clear();
+  tasks_.clear();
+  queues_.clear();
+  queues_with_new_ready_.clear();
 }
 
 std::vector<QueueSnapshot> Engine::Snapshot() const {

@@ -104,6 +104,13 @@ class Engine {
   Reply ConfigureQueue(std::string_view queue, const QueueConfigPatch& patch);
   std::vector<QueueSnapshot> Snapshot() const;
 
+  // Recovery: rebuild state from stored records, without journaling them. A recorded
+  // lease stays valid until its expiry; Tick() then handles whatever is already due.
+  void RestoreQueueConfig(std::string_view queue, const QueueConfig& config);
+  void RestoreTask(std::string_view queue, Task task);
+  // Drops all state (waiters are answered empty first), before a reload from storage.
+  void Reset();
+
   // A waiter whose client went away: answered at once (empty), never leased to.
   void CancelWaiter(uint64_t waiter_id);
   // Leases that were granted but could not be delivered: ready again at once, the attempt
@@ -127,6 +134,7 @@ class Engine {
 
   Queue& GetOrCreateQueue(std::string_view name);
   Error TooManyQueues() const;
+  static Error StorageDown();
   Queue* FindQueue(std::string_view name);
   Task* FindTask(uint64_t id);
   int64_t Now() const { return clock_.NowMs(); }

@@ -18,11 +18,15 @@ struct QueueConfig;
 class Journal {
  public:
   virtual ~Journal() = default;
+  // A new task: the first record of it, and the only one that carries its payload.
+  virtual void TaskCreated(const Task& task) { TaskChanged(task); }
   virtual void TaskChanged(const Task& task) = 0;
   virtual void TaskRemoved(uint64_t id) = 0;
   virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
   // Calls done once every record given so far is on stable storage (or failed to get there).
   virtual void WhenDurable(std::function<void(Error)> done) = 0;
+  // False while storage is failing: the engine then refuses state-changing commands.
+  virtual bool writable() const { return true; }
 };
 
 class NullJournal final : public Journal {

@@ -1,0 +1,17 @@
+// FaultyFileSystem: a RocksDB FileSystem wrapper for failure tests. While the flag file
+// exists, every append, flush and sync of a WAL file fails: with "no space" when the file
+// says `enospc`, else with an I/O error. Enabled only when CONVEYOR_FAULT_FILE names the
+// flag file (tests/integration/test_storage_faults.py); never on in normal runs.
+#pragma once
+
+#include <rocksdb/file_system.h>
+
+#include <memory>
+#include <string>
+
+namespace conveyor {
+
+std::shared_ptr<rocksdb::FileSystem> NewFaultyFileSystem(std::shared_ptr<rocksdb::FileSystem> base,
+                                                         std::string flag_path);
+
+}  // namespace conveyor

@@ -1,0 +1,152 @@
+#include "storage/rocks_store.h"
+
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+
+#include "common/task_id.h"
+#include "storage/faulty_file_system.h"
+
+namespace conveyor {
+namespace {
+
+Error StorageError(const rocksdb::Status& s) {
+  if (s.ok()) return {};
+  return Error{ErrorCode::kStorageUnavailable, "storage write failed: " + s.ToString()};
+}
+
+}  // namespace
+
+std::string HighWaterKey(size_t shard) { return "hwm/" + std::to_string(shard); }
+
+std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::string& error) {
+  std::unique_ptr<RocksStore> store(new RocksStore());
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.paranoid_checks = true;
+  // A torn last record (crash mid-write) is dropped; corruption anywhere else refuses to
+  // open rather than silently losing what follows it.
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  db.max_total_wal_size = 256ull << 20;
+  db.keep_log_file_num = 5;
+  db.max_background_jobs = 2;
+  if (!options.fault_file.empty()) {
+    store->env_ = rocksdb::NewCompositeEnv(
+        NewFaultyFileSystem(rocksdb::FileSystem::Default(), options.fault_file));
+    db.env = store->env_.get();
+  }
+  rocksdb::ColumnFamilyOptions cf;
+  cf.level_compaction_dynamic_level_bytes = true;
+  // Finished tasks are deleted after retention; compacting files full of tombstones keeps
+  // the scan at start-up from wading through them.
+  cf.periodic_compaction_seconds = 24 * 3600;
+  rocksdb::BlockBasedTableOptions table;
+  table.whole_key_filtering = true;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  rocksdb::ColumnFamilyOptions payload_cf = cf;
+  payload_cf.enable_blob_files = false;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {{rocksdb::kDefaultColumnFamilyName, cf},
+                                                           {"tasks", cf},
+                                                           {"payloads", payload_cf},
+                                                           {"queues", cf},
+                                                           {"meta", cf}};
+  rocksdb::Status s = rocksdb::DB::Open(db, options.path, families, &store->handles_, &store->db_);
+  if (!s.ok()) {
+    error = "cannot open the task store in " + options.path + ": " + s.ToString();
+    return nullptr;
+  }
+  return store;
+}
+
+RocksStore::~RocksStore() {
+  if (db_ == nullptr) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  db_->Close();
+  delete db_;
+}
+
+Error RocksStore::Write(rocksdb::WriteBatch& batch, bool sync) {
+  rocksdb::WriteOptions options;
+  options.sync = sync;
+  return StorageError(db_->Write(options, &batch));
+}
+
+Error RocksStore::SyncWal() { return StorageError(db_->SyncWAL()); }
+
+Error RocksStore::Resume() { return StorageError(db_->Resume()); }
+
+Error RocksStore::LoadQueues(
+    const LoadFilter& filter,
+    const std::function<void(std::string_view, const QueueConfig&)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queues()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view name(it->key().data(), it->key().size());
+    if (filter.queue && !filter.queue(name)) continue;
+    QueueConfig config;
+    if (!DecodeQueueConfig(std::string_view(it->value().data(), it->value().size()), config)) {
+      return Error{ErrorCode::kInternal, "the stored config of queue '" + std::string(name) +
+                                             "' is unreadable (corrupt or from another version)"};
+    }
+    visit(name, config);
+  }
+  return StorageError(it->status());
+}
+
+Error RocksStore::LoadTasks(const LoadFilter& filter,
+                            const std::function<void(StoredTask&&)>& visit) {
+  rocksdb::ReadOptions read;
+  read.fill_cache = false;
+  read.readahead_size = 4 << 20;
+  std::unique_ptr<rocksdb::Iterator> meta_it(db_->NewIterator(read, tasks()));
+  std::unique_ptr<rocksdb::Iterator> payload_it(db_->NewIterator(read, payloads()));
+  payload_it->SeekToFirst();
+  for (meta_it->SeekToFirst(); meta_it->Valid(); meta_it->Next()) {
+    uint64_t id = 0;
+    std::string_view key(meta_it->key().data(), meta_it->key().size());
+    if (!ParseTaskKey(key, id)) {
+      return Error{ErrorCode::kInternal, "the task store holds a key that is not a task id"};
+    }
+    if (filter.task && !filter.task(id)) continue;
+    StoredTask stored;
+    if (!DecodeTaskMeta(std::string_view(meta_it->value().data(), meta_it->value().size()),
+                        stored) ||
+        stored.task.id != id) {
+      return Error{ErrorCode::kInternal, "task " + std::to_string(id) +
+                                             " is unreadable in storage (corrupt or from "
+                                             "another version)"};
+    }
+    // Both families are in id order and written in the same batches: walk them together.
+    while (payload_it->Valid() && payload_it->key().compare(meta_it->key()) < 0) payload_it->Next();
+    if (!payload_it->Valid() || payload_it->key() != meta_it->key()) {
+      return Error{ErrorCode::kInternal,
+                   "task " + std::to_string(id) + " has no payload in storage: it is inconsistent"};
+    }
+    stored.task.payload.assign(payload_it->value().data(), payload_it->value().size());
+    visit(std::move(stored));
+  }
+  if (!meta_it->status().ok()) return StorageError(meta_it->status());
+  return StorageError(payload_it->status());
+}
+
+uint64_t RocksStore::HighWaterSequence() {
+  uint64_t high = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta()));
+  for (it->Seek("hwm/"); it->Valid() && it->key().starts_with("hwm/"); it->Next()) {
+    uint64_t id = 0;
+    if (ParseTaskKey(std::string_view(it->value().data(), it->value().size()), id)) {
+      high = std::max(high, id >> kSlotBits);
+    }
+  }
+  std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), tasks()));
+  last->SeekToLast();
+  uint64_t id = 0;
+  if (last->Valid() && ParseTaskKey(std::string_view(last->key().data(), last->key().size()), id)) {
+    high = std::max(high, id >> kSlotBits);
+  }
+  return high;
+}
+
+}  // namespace conveyor

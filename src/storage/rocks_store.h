@@ -1,0 +1,71 @@
+// RocksStore: the RocksDB database under <data-dir>/db and the only code that talks to it.
+// Four column families: `tasks` (id -> task metadata), `payloads` (id -> raw payload bytes,
+// written once), `queues` (name -> config), `meta` (id high-water marks). Writes come from
+// the shards' commit threads (RocksDB groups concurrent synced writes into one WAL fsync);
+// loading happens once at start-up, or on one shard's thread when it reloads after a
+// storage failure. RocksDB is thread-safe for all of these.
+//
+// Durability contract: WriteSynced returns OK only once the batch is in the WAL and the WAL
+// is fsync'd. On any write error the caller must not acknowledge; RocksDB then refuses
+// further writes until Resume() succeeds, and nothing unsynced is ever reported durable.
+#pragma once
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/error.h"
+#include "storage/task_codec.h"
+
+namespace conveyor {
+
+struct StoreOptions {
+  std::string path;        // the RocksDB directory
+  std::string fault_file;  // non-empty: FaultyFileSystem with this flag file (tests only)
+};
+
+struct LoadFilter {
+  // Keep only tasks/queues for which this returns true (a shard's slots); null keeps all.
+  std::function<bool(uint64_t task_id)> task;
+  std::function<bool(std::string_view queue)> queue;
+};
+
+class RocksStore {
+ public:
+  static std::unique_ptr<RocksStore> Open(const StoreOptions& options, std::string& error);
+  ~RocksStore();
+
+  rocksdb::ColumnFamilyHandle* tasks() const { return handles_[1]; }
+  rocksdb::ColumnFamilyHandle* payloads() const { return handles_[2]; }
+  rocksdb::ColumnFamilyHandle* queues() const { return handles_[3]; }
+  rocksdb::ColumnFamilyHandle* meta() const { return handles_[4]; }
+
+  Error Write(rocksdb::WriteBatch& batch, bool sync);
+  Error SyncWal();
+  // Clears a background error once the disk works again. OK when writes may resume.
+  Error Resume();
+
+  Error LoadQueues(const LoadFilter& filter,
+                   const std::function<void(std::string_view, const QueueConfig&)>& visit);
+  // Visits tasks in id order, each with its payload.
+  Error LoadTasks(const LoadFilter& filter, const std::function<void(StoredTask&&)>& visit);
+  // The largest task sequence ever handed out, from the high-water marks and the tasks.
+  uint64_t HighWaterSequence();
+
+ private:
+  RocksStore() = default;
+
+  std::unique_ptr<rocksdb::Env> env_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, tasks, payloads, queues, meta
+};
+
+// Key of a shard's high-water mark in the meta column family.
+std::string HighWaterKey(size_t shard);
+
+}  // namespace conveyor

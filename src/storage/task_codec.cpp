@@ -1,0 +1,120 @@
+#include "storage/task_codec.h"
+
+#include <bit>
+#include <cstring>
+
+#include "engine/queue.h"
+#include "storage/binary_codec.h"
+
+namespace conveyor {
+
+void EncodeTaskMeta(const Task& t, std::string& out) {
+  BinaryWriter w(out);
+  w.Byte(kTaskRecordVersion);
+  w.Varint(t.id);
+  w.Bytes(t.queue->name());
+  w.Signed(t.priority);
+  w.Byte(static_cast<uint8_t>(t.state));
+  w.Byte(static_cast<uint8_t>(t.dead_reason));
+  w.Varint(t.attempts);
+  w.Varint(t.max_attempts);
+  w.Signed(t.created_at);
+  w.Signed(t.run_at);
+  w.Signed(t.ready_at);
+  w.Signed(t.deadline);
+  w.Signed(t.lease_ms);
+  w.Signed(t.finished_at);
+  w.Bytes(t.result);
+  w.Bytes(t.progress);
+  w.Varint(t.errors.size());
+  for (const TaskError& e : t.errors) {
+    w.Signed(e.at);
+    w.Varint(e.attempt);
+    w.Bytes(e.message);
+  }
+  w.Bytes(t.idempotency_key);
+  w.Bytes(t.lease_token);
+  w.Bytes(t.lease_worker);
+  w.Signed(t.lease_expires_at);
+}
+
+bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
+  BinaryReader r(in);
+  Task& t = out.task;
+  uint8_t version, state, reason;
+  uint64_t attempts, max_attempts, error_count;
+  int64_t priority;
+  if (!r.Byte(version) || version != kTaskRecordVersion) return false;
+  if (!r.Varint(t.id) || !r.Bytes(out.queue) || !r.Signed(priority) || !r.Byte(state) ||
+      !r.Byte(reason) || !r.Varint(attempts) || !r.Varint(max_attempts) ||
+      !r.Signed(t.created_at) || !r.Signed(t.run_at) || !r.Signed(t.ready_at) ||
+      !r.Signed(t.deadline) || !r.Signed(t.lease_ms) || !r.Signed(t.finished_at) ||
+      !r.Bytes(t.result) || !r.Bytes(t.progress) || !r.Varint(error_count)) {
+    return false;
+  }
+  if (state >= kTaskStateCount || reason > static_cast<uint8_t>(DeadReason::kBuried) ||
+      error_count > 1'000'000 || priority < INT32_MIN || priority > INT32_MAX) {
+    return false;
+  }
+  t.priority = static_cast<int32_t>(priority);
+  t.state = static_cast<TaskState>(state);
+  t.dead_reason = static_cast<DeadReason>(reason);
+  t.attempts = static_cast<uint32_t>(attempts);
+  t.max_attempts = static_cast<uint32_t>(max_attempts);
+  t.errors.resize(error_count);
+  for (TaskError& e : t.errors) {
+    uint64_t attempt;
+    if (!r.Signed(e.at) || !r.Varint(attempt) || !r.Bytes(e.message)) return false;
+    e.attempt = static_cast<uint32_t>(attempt);
+  }
+  return r.Bytes(t.idempotency_key) && r.Bytes(t.lease_token) && r.Bytes(t.lease_worker) &&
+         r.Signed(t.lease_expires_at) && r.done();
+}
+
+void EncodeQueueConfig(const QueueConfig& c, std::string& out) {
+  BinaryWriter w(out);
+  w.Byte(kQueueRecordVersion);
+  w.Varint(c.max_attempts);
+  w.Signed(c.lease_ms);
+  w.Signed(c.backoff.base_ms);
+  w.Varint(std::bit_cast<uint64_t>(c.backoff.factor));
+  w.Signed(c.backoff.max_ms);
+  w.Byte(c.backoff.jitter ? 1 : 0);
+  w.Signed(c.retention_ms);
+  w.Byte(c.paused ? 1 : 0);
+}
+
+bool DecodeQueueConfig(std::string_view in, QueueConfig& c) {
+  BinaryReader r(in);
+  uint8_t version, jitter, paused;
+  uint64_t max_attempts, factor_bits;
+  if (!r.Byte(version) || version != kQueueRecordVersion || !r.Varint(max_attempts) ||
+      !r.Signed(c.lease_ms) || !r.Signed(c.backoff.base_ms) || !r.Varint(factor_bits) ||
+      !r.Signed(c.backoff.max_ms) || !r.Byte(jitter) || !r.Signed(c.retention_ms) ||
+      !r.Byte(paused) || !r.done()) {
+    return false;
+  }
+  c.max_attempts = static_cast<uint32_t>(max_attempts);
+  c.backoff.factor = std::bit_cast<double>(factor_bits);
+  c.backoff.jitter = jitter != 0;
+  c.paused = paused != 0;
+  return true;
+}
+
+std::string TaskKey(uint64_t id) {
+  std::string key(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    key[i] = static_cast<char>(id & 0xFF);
+    id >>= 8;
+  }
+  return key;
+}
+
+bool ParseTaskKey(std::string_view key, uint64_t& id) {
+  if (key.size() != 8) return false;
+  id = 0;
+  for (char c : key) id = (id << 8) | static_cast<unsigned char>(c);
+  return true;
+}
+
+}  // namespace conveyor
