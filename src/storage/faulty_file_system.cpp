@@ -46,7 +46,12 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
     std::ifstream in(flag_);
     std::string kind;
     in >> kind;
-    if (kind == "enospc") return IOStatus::NoSpace("injected: no space left on device");
+    // As RocksDB's POSIX file system does: a full disk is retryable, an I/O error is not.
+    if (kind == "enospc") {
+      IOStatus s = IOStatus::NoSpace("injected: no space left on device");
+      s.SetRetryable(true);
+      return s;
+    }
     return IOStatus::IOError("injected: input/output error");
   }
 

@@ -1,5 +1,6 @@
 #include "storage/rocks_store.h"
 
+#include <rocksdb/comparator.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
@@ -15,6 +16,29 @@ Error StorageError(const rocksdb::Status& s) {
   if (s.ok()) return {};
   return Error{ErrorCode::kStorageUnavailable, "storage write failed: " + s.ToString()};
 }
+
+Error Closed() {
+  return Error{ErrorCode::kStorageUnavailable, "storage is closed after a failure; reopening"};
+}
+
+// What a WriteBatch needs of a column family handle: its id and comparator. Unlike the
+// database's handles, these outlive a reopen, so shard threads may keep using them.
+class BatchHandle final : public rocksdb::ColumnFamilyHandle {
+ public:
+  BatchHandle(std::string name, uint32_t id) : name_(std::move(name)), id_(id) {}
+  const std::string& GetName() const override { return name_; }
+  uint32_t GetID() const override { return id_; }
+  rocksdb::Status GetDescriptor(rocksdb::ColumnFamilyDescriptor*) override {
+    return rocksdb::Status::NotSupported("batch-only handle");
+  }
+  const rocksdb::Comparator* GetComparator() const override {
+    return rocksdb::BytewiseComparator();
+  }
+
+ private:
+  std::string name_;
+  uint32_t id_;
+};
 
 }  // namespace
 
@@ -32,9 +56,12 @@ std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::s
   db.max_total_wal_size = 256ull << 20;
   db.keep_log_file_num = 5;
   db.max_background_jobs = 2;
+  std::shared_ptr<rocksdb::FileSystem> fs = options.file_system;
   if (!options.fault_file.empty()) {
-    store->env_ = rocksdb::NewCompositeEnv(
-        NewFaultyFileSystem(rocksdb::FileSystem::Default(), options.fault_file));
+    fs = NewFaultyFileSystem(fs ? fs : rocksdb::FileSystem::Default(), options.fault_file);
+  }
+  if (fs) {
+    store->env_ = rocksdb::NewCompositeEnv(fs);
     db.env = store->env_.get();
   }
   rocksdb::ColumnFamilyOptions cf;
@@ -53,35 +80,69 @@ std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::s
                                                            {"payloads", payload_cf},
                                                            {"queues", cf},
                                                            {"meta", cf}};
-  rocksdb::Status s = rocksdb::DB::Open(db, options.path, families, &store->handles_, &store->db_);
+  store->db_options_ = db;
+  store->families_ = std::move(families);
+  store->path_ = options.path;
+  rocksdb::Status s = store->OpenDb();
   if (!s.ok()) {
     error = "cannot open the task store in " + options.path + ": " + s.ToString();
     return nullptr;
   }
+  for (size_t i = 1; i < store->handles_.size(); ++i) {
+    store->batch_handles_.push_back(
+        std::make_unique<BatchHandle>(store->handles_[i]->GetName(), store->handles_[i]->GetID()));
+  }
   return store;
 }
 
-RocksStore::~RocksStore() {
-  if (db_ == nullptr) return;
-  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-  db_->Close();
-  delete db_;
+rocksdb::Status RocksStore::OpenDb() {
+  handles_.clear();
+  return rocksdb::DB::Open(db_options_, path_, families_, &handles_, &db_);
 }
 
+void RocksStore::CloseDb() {
+  if (db_ == nullptr) return;
+  for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+  handles_.clear();
+  db_->Close();
+  delete db_;
+  db_ = nullptr;
+}
+
+RocksStore::~RocksStore() { CloseDb(); }
+
 Error RocksStore::Write(rocksdb::WriteBatch& batch, bool sync) {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Closed();
   rocksdb::WriteOptions options;
   options.sync = sync;
   return StorageError(db_->Write(options, &batch));
 }
 
-Error RocksStore::SyncWal() { return StorageError(db_->SyncWAL()); }
+Error RocksStore::SyncWal() {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Closed();
+  return StorageError(db_->SyncWAL());
+}
 
-Error RocksStore::Resume() { return StorageError(db_->Resume()); }
+Error RocksStore::Recover() {
+  std::unique_lock lock(mutex_);
+  if (db_ != nullptr && db_->Resume().ok()) return {};
+  CloseDb();
+  rocksdb::Status s = OpenDb();
+  if (!s.ok()) {
+    db_ = nullptr;
+    return StorageError(s);
+  }
+  return {};
+}
 
 Error RocksStore::LoadQueues(
     const LoadFilter& filter,
     const std::function<void(std::string_view, const QueueConfig&)>& visit) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queues()));
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Closed();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[3]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     std::string_view name(it->key().data(), it->key().size());
     if (filter.queue && !filter.queue(name)) continue;
@@ -97,11 +158,13 @@ Error RocksStore::LoadQueues(
 
 Error RocksStore::LoadTasks(const LoadFilter& filter,
                             const std::function<void(StoredTask&&)>& visit) {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Closed();
   rocksdb::ReadOptions read;
   read.fill_cache = false;
   read.readahead_size = 4 << 20;
-  std::unique_ptr<rocksdb::Iterator> meta_it(db_->NewIterator(read, tasks()));
-  std::unique_ptr<rocksdb::Iterator> payload_it(db_->NewIterator(read, payloads()));
+  std::unique_ptr<rocksdb::Iterator> meta_it(db_->NewIterator(read, handles_[1]));
+  std::unique_ptr<rocksdb::Iterator> payload_it(db_->NewIterator(read, handles_[2]));
   payload_it->SeekToFirst();
   for (meta_it->SeekToFirst(); meta_it->Valid(); meta_it->Next()) {
     uint64_t id = 0;
@@ -132,15 +195,17 @@ Error RocksStore::LoadTasks(const LoadFilter& filter,
 }
 
 uint64_t RocksStore::HighWaterSequence() {
+  std::shared_lock lock(mutex_);
   uint64_t high = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta()));
+  if (db_ == nullptr) return high;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[4]));
   for (it->Seek("hwm/"); it->Valid() && it->key().starts_with("hwm/"); it->Next()) {
     uint64_t id = 0;
     if (ParseTaskKey(std::string_view(it->value().data(), it->value().size()), id)) {
       high = std::max(high, id >> kSlotBits);
     }
   }
-  std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), tasks()));
+  std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));
   last->SeekToLast();
   uint64_t id = 0;
   if (last->Valid() && ParseTaskKey(std::string_view(last->key().data(), last->key().size()), id)) {

@@ -7,15 +7,17 @@
 //
 // Durability contract: WriteSynced returns OK only once the batch is in the WAL and the WAL
 // is fsync'd. On any write error the caller must not acknowledge; RocksDB then refuses
-// further writes until Resume() succeeds, and nothing unsynced is ever reported durable.
+// further writes until Recover() succeeds, and nothing unsynced is ever reported durable.
 #pragma once
 
 #include <rocksdb/db.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -27,6 +29,8 @@ namespace conveyor {
 struct StoreOptions {
   std::string path;        // the RocksDB directory
   std::string fault_file;  // non-empty: FaultyFileSystem with this flag file (tests only)
+  // Null: the real file system. Unit tests pass a wrapper that can drop unsynced bytes.
+  std::shared_ptr<rocksdb::FileSystem> file_system;
 };
 
 struct LoadFilter {
@@ -40,15 +44,19 @@ class RocksStore {
   static std::unique_ptr<RocksStore> Open(const StoreOptions& options, std::string& error);
   ~RocksStore();
 
-  rocksdb::ColumnFamilyHandle* tasks() const { return handles_[1]; }
-  rocksdb::ColumnFamilyHandle* payloads() const { return handles_[2]; }
-  rocksdb::ColumnFamilyHandle* queues() const { return handles_[3]; }
-  rocksdb::ColumnFamilyHandle* meta() const { return handles_[4]; }
+  // Handles for building WriteBatches on any thread. They stay valid across Recover(),
+  // which replaces the database's own handles.
+  rocksdb::ColumnFamilyHandle* tasks() const { return batch_handles_[0].get(); }
+  rocksdb::ColumnFamilyHandle* payloads() const { return batch_handles_[1].get(); }
+  rocksdb::ColumnFamilyHandle* queues() const { return batch_handles_[2].get(); }
+  rocksdb::ColumnFamilyHandle* meta() const { return batch_handles_[3].get(); }
 
   Error Write(rocksdb::WriteBatch& batch, bool sync);
   Error SyncWal();
-  // Clears a background error once the disk works again. OK when writes may resume.
-  Error Resume();
+  // After a failed write: clears RocksDB's background error (disk full, once space is
+  // back), or else closes and reopens the database, which recovers from what the WAL
+  // holds (an I/O error, once the disk works). OK when writes may resume.
+  Error Recover();
 
   Error LoadQueues(const LoadFilter& filter,
                    const std::function<void(std::string_view, const QueueConfig&)>& visit);
@@ -59,10 +67,18 @@ class RocksStore {
 
  private:
   RocksStore() = default;
+  rocksdb::Status OpenDb();
+  void CloseDb();
 
   std::unique_ptr<rocksdb::Env> env_;
+  rocksdb::DBOptions db_options_;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families_;
+  std::string path_;
+  // Shared by writes, loads and syncs; exclusive only while Recover() reopens.
+  mutable std::shared_mutex mutex_;
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, tasks, payloads, queues, meta
+  std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> batch_handles_;
 };
 
 // Key of a shard's high-water mark in the meta column family.

@@ -136,7 +136,7 @@ void StorageJournal::CommitLoop() {
       jobs_.pop_front();
     }
     if (job->resume) {
-      Error error = store_.Resume();
+      Error error = store_.Recover();
       boost::asio::post(*io_, [this, error] { OnResumed(error); });
       continue;
     }

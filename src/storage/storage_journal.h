@@ -48,7 +48,7 @@ class StorageJournal final : public Journal {
  private:
   using Callback = std::function<void(Error)>;
   struct Job {
-    bool resume = false;  // a Resume() attempt instead of a write
+    bool resume = false;  // a RocksStore::Recover() attempt instead of a write
     rocksdb::WriteBatch batch;
     std::vector<Callback> callbacks;
   };

@@ -564,15 +564,23 @@ class ServeFlagsTest(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0, describe(proc))
         self.assertIn("durability", (proc.stderr + proc.stdout).lower(), describe(proc))
 
-    def test_durability_sync_is_refused_clearly(self):
+    def test_default_durability_is_sync_on_the_data_dir(self):
         data_dir = tempfile.mkdtemp(prefix="conveyor-test-")
         self.addCleanup(shutil.rmtree, data_dir, True)
-        proc = run_cli(["serve", "--durability", "sync", "--listen",
-                        f"127.0.0.1:{free_port()}", "--data-dir", data_dir], timeout=10)
-        self.assertNotEqual(proc.returncode, 0, describe(proc))
-        self.assertIn("--durability", proc.stderr, describe(proc))
-        self.assertIn("sync", proc.stderr, describe(proc))
-        self.assertIn("none", proc.stderr, "the message should point at --durability none")
+        port = free_port()
+        log = tempfile.TemporaryFile()
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([conveyor_bin(), "serve", "--listen", f"127.0.0.1:{port}",
+                                 "--data-dir", data_dir],
+                                stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=clean_env(None))
+        self.addCleanup(stop_process, proc)
+        self.wait_healthy(proc, log, port)
+        log.seek(0)
+        banner = log.read().decode("utf-8", "replace")
+        self.assertIn("durability sync", banner)
+        self.assertIn(data_dir, banner)
+        self.assertTrue(os.path.exists(os.path.join(data_dir, "CONVEYOR")), banner)
 
     def test_listen_from_environment(self):
         port = free_port()

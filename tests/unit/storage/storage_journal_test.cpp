@@ -1,0 +1,142 @@
+// The durability contract of StorageJournal, checked against a file system that loses
+// every byte not covered by a completed fsync (TESTPLAN A.4) and one that fails writes.
+#include "storage/storage_journal.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "drop_unsynced_file_system.h"
+#include "engine/engine.h"
+
+namespace conveyor {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string TempDir(const char* name) {
+  std::string dir = fs::temp_directory_path() /
+                    (std::string("conveyor-") + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::set<uint64_t> StoredIds(const std::string& path) {
+  std::string error;
+  auto store = RocksStore::Open(StoreOptions{path, "", nullptr}, error);
+  EXPECT_TRUE(store) << error;
+  std::set<uint64_t> ids;
+  if (!store) return ids;
+  Error e = store->LoadTasks({}, [&](StoredTask&& t) { ids.insert(t.task.id); });
+  EXPECT_TRUE(e.ok()) << e.message;
+  return ids;
+}
+
+struct Harness {
+  explicit Harness(const std::string& path, std::shared_ptr<rocksdb::FileSystem> fs,
+                   std::string fault_file = "") {
+    std::string error;
+    store = RocksStore::Open(StoreOptions{path, std::move(fault_file), std::move(fs)}, error);
+    EXPECT_TRUE(store) << error;
+    journal = std::make_unique<StorageJournal>(*store, /*sync=*/true, 0);
+    journal->Bind(io, [this] { ++reloads; });
+    engine = std::make_unique<Engine>(clock, *journal, sequence, Limits{}, 100, 1);
+  }
+  ~Harness() { journal->Stop(); }
+
+  // Enqueues one task; `done` is called once it is durable (or not).
+  uint64_t Enqueue(int n, std::function<void(uint64_t, Error)> done) {
+    std::vector<TaskSpec> specs(1);
+    specs[0].payload = std::to_string(n);
+    auto result = engine->Enqueue("q", std::move(specs));
+    if (!result.error.ok()) {
+      done(0, result.error);
+      return 0;
+    }
+    uint64_t id = result.tasks[0].id;
+    journal->WhenDurable([id, done](Error e) { done(id, e); });
+    return id;
+  }
+
+  // Bounded: a test that waits for something that never happens fails instead of hanging.
+  void RunUntil(const std::function<bool()>& condition) {
+    auto guard = boost::asio::make_work_guard(io);
+    io.restart();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!condition()) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "timed out";
+      io.run_one_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  ManualClock clock;
+  std::atomic<uint64_t> sequence{1};
+  boost::asio::io_context io;
+  std::unique_ptr<RocksStore> store;
+  std::unique_ptr<StorageJournal> journal;
+  std::unique_ptr<Engine> engine;
+  int reloads = 0;
+};
+
+TEST(StorageJournalTest, AcknowledgedChangesSurviveLosingUnsyncedBytes) {
+  const std::string dir = TempDir("drop-unsynced");
+  auto fs = std::make_shared<testing::DropUnsyncedFileSystem>();
+  Harness h(dir + "/db", fs);
+  std::set<uint64_t> acknowledged;
+  int answered = 0;
+  for (int i = 0; i < 300; ++i) {
+    h.Enqueue(i, [&](uint64_t id, Error e) {
+      ++answered;
+      if (e.ok()) acknowledged.insert(id);
+    });
+    if (i % 7 == 0) {  // let some group commits finish while others fill
+      h.io.restart();
+      h.io.poll();
+    }
+  }
+  h.RunUntil([&] { return answered >= 150; });
+  // The "power loss": what the disk holds now, without anything not yet fsync'd.
+  std::set<uint64_t> acked_at_crash = acknowledged;
+  fs->CopySyncedState(dir + "/db", dir + "/crashed");
+  std::set<uint64_t> survived = StoredIds(dir + "/crashed");
+  for (uint64_t id : acked_at_crash) EXPECT_TRUE(survived.contains(id)) << id;
+  EXPECT_GE(acked_at_crash.size(), 150u);
+  h.RunUntil([&] { return answered == 300; });
+  EXPECT_EQ(acknowledged.size(), 300u);
+  fs::remove_all(dir);
+}
+
+TEST(StorageJournalTest, FailedWritesAreNeverAcknowledgedAndTheShardRecovers) {
+  const std::string dir = TempDir("faulty");
+  const std::string flag = dir + "/fail";
+  Harness h(dir + "/db", nullptr, flag);
+  std::vector<Error> results;
+  h.Enqueue(1, [&](uint64_t, Error e) { results.push_back(e); });
+  h.RunUntil([&] { return results.size() == 1; });
+  ASSERT_TRUE(results[0].ok());
+
+  std::ofstream(flag) << "eio";
+  h.Enqueue(2, [&](uint64_t, Error e) { results.push_back(e); });
+  h.RunUntil([&] { return results.size() == 2; });
+  EXPECT_EQ(results[1].code, ErrorCode::kStorageUnavailable);
+  EXPECT_FALSE(h.journal->writable());
+  EXPECT_GE(h.reloads, 1);
+  // While failing, changes are refused up front.
+  h.Enqueue(3, [&](uint64_t, Error e) { results.push_back(e); });
+  EXPECT_EQ(results.back().code, ErrorCode::kStorageUnavailable);
+
+  fs::remove(flag);
+  h.RunUntil([&] { return h.journal->writable(); });
+  h.Enqueue(4, [&](uint64_t, Error e) { results.push_back(e); });
+  h.RunUntil([&] { return results.size() == 4; });
+  EXPECT_TRUE(results[3].ok()) << results[3].message;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace conveyor

@@ -1,0 +1,73 @@
+#include "storage/task_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/queue.h"
+
+namespace conveyor {
+namespace {
+
+TEST(TaskCodecTest, RoundTripsEveryField) {
+  Queue queue("orders");
+  Task t;
+  t.id = 12345;
+  t.queue = &queue;
+  t.priority = -7;
+  t.state = TaskState::kLeased;
+  t.dead_reason = DeadReason::kNack;
+  t.attempts = 3;
+  t.max_attempts = 9;
+  t.created_at = 1700000000000;
+  t.run_at = 1700000000500;
+  t.ready_at = 1700000000600;
+  t.deadline = kNever;
+  t.lease_ms = 2500;
+  t.finished_at = 0;
+  t.result = R"({"r":1.50})";
+  t.progress = "[1]";
+  t.errors = {{1, 1, "boom"}, {2, 2, std::string("\0x", 2)}};
+  t.idempotency_key = "key";
+  t.lease_token = "tok";
+  t.lease_worker = "w1";
+  t.lease_expires_at = 1700000003000;
+  std::string bytes;
+  EncodeTaskMeta(t, bytes);
+  StoredTask back;
+  ASSERT_TRUE(DecodeTaskMeta(bytes, back));
+  EXPECT_EQ(back.queue, "orders");
+  EXPECT_EQ(back.task.id, t.id);
+  EXPECT_EQ(back.task.priority, -7);
+  EXPECT_EQ(back.task.state, TaskState::kLeased);
+  EXPECT_EQ(back.task.dead_reason, DeadReason::kNack);
+  EXPECT_EQ(back.task.deadline, kNever);
+  EXPECT_EQ(back.task.result, t.result);
+  ASSERT_EQ(back.task.errors.size(), 2u);
+  EXPECT_EQ(back.task.errors[1].message, std::string("\0x", 2));
+  EXPECT_EQ(back.task.lease_expires_at, t.lease_expires_at);
+  // Every strict prefix is refused, never misread.
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    StoredTask partial;
+    EXPECT_FALSE(DecodeTaskMeta(std::string_view(bytes).substr(0, n), partial)) << n;
+  }
+}
+
+TEST(TaskCodecTest, QueueConfigAndKeys) {
+  QueueConfig c;
+  c.max_attempts = 4;
+  c.backoff.factor = 1.5;
+  c.paused = true;
+  std::string bytes;
+  EncodeQueueConfig(c, bytes);
+  QueueConfig back;
+  ASSERT_TRUE(DecodeQueueConfig(bytes, back));
+  EXPECT_EQ(back.max_attempts, 4u);
+  EXPECT_EQ(back.backoff.factor, 1.5);
+  EXPECT_TRUE(back.paused);
+  uint64_t id = 0;
+  ASSERT_TRUE(ParseTaskKey(TaskKey(0x0102030405060708ull), id));
+  EXPECT_EQ(id, 0x0102030405060708ull);
+  EXPECT_LT(TaskKey(255), TaskKey(256));  // byte order is id order
+}
+
+}  // namespace
+}  // namespace conveyor
