@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   conveyor::AddServeCommand(app, exit_code);
   conveyor::AddEnqueueCommand(app, exit_code);
   conveyor::AddStatsCommand(app, exit_code);
+  conveyor::AddBenchCommand(app, exit_code);
   conveyor::AddWorkCommand(app, exit_code, command);
   try {
     app.parse(cli_argc, argv);

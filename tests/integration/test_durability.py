@@ -346,7 +346,8 @@ class KillLoopTest(DurableTestCase):
         self.batches = []          # (pids, ids or None) per batch sent
         self.acks_sent = {}        # id -> [result, ...] acks sent (any answer)
         self.acks_ok = {}          # id -> result acked with 200
-        self.seen_ids = set()      # every id in any answer (enqueue, lease, listing)
+        self.lease_ids = set()     # every id handed out in a lease answer
+        self.listed_max = 0        # the largest id listed after the last restart
         self.unexpected = []       # non-2xx answers while the server was up
 
     def worker(self, port, cycle, tid, stop, out):
@@ -447,7 +448,7 @@ class KillLoopTest(DurableTestCase):
                 self.acks_sent.setdefault(i, []).append(result)
             for i, result in o["acks_ok"]:
                 self.acks_ok[i] = result
-            self.seen_ids.update(o["seen"])
+            self.lease_ids.update(o["seen"])
             self.unexpected += o["unexpected"]
         return new_ids
 
@@ -523,14 +524,14 @@ class KillLoopTest(DurableTestCase):
                 problems.append(f"2xx batch {pids} ids {ids} not all back as such")
         self.assertFalse(problems, f"{len(problems)} problems after restart, first ones:\n"
                          + "\n".join(problems[:10]))
-        self.seen_ids.update(by_id)
+        self.listed_max = max(by_id, default=0)
         return len(tasks)
 
     def test_kill9_loop_sync(self):
         d = self.make_dir()
         started = time.monotonic()
         server = self.start(d)
-        max_before = 0
+        durable_max = lease_max = 0
         cycles = kills = checked = 0
         for cycle in range(KILL_CYCLES):
             if time.monotonic() - started > KILL_LOOP_BUDGET_S:
@@ -540,13 +541,23 @@ class KillLoopTest(DurableTestCase):
             kills += 1
             self.assertFalse(self.unexpected, f"non-2xx answers under load: "
                                               f"{self.unexpected[:5]}")
-            low = [i for i in new_ids if i <= max_before]
-            self.assertFalse(low, f"cycle {cycle}: ids {low[:5]} not above {max_before}, the "
-                                  "largest id before the restart")
+            # SPEC: ids strictly increase across restarts, never reused. Checked against the
+            # ids storage showed or 2xx'd before (durable), and separately against ids only
+            # seen in lease answers (a task leased before its creation was synced).
+            low = sorted(i for i in new_ids if i <= durable_max)
+            self.assertFalse(low, f"cycle {cycle}: new ids {low[:5]} (sequence "
+                                  f"{[i >> 6 for i in low[:5]]}) not above {durable_max} (sequence "
+                                  f"{durable_max >> 6}), the largest id listed after the previous "
+                                  "restart or 2xx-enqueued before it")
+            low = sorted(i for i in new_ids if i <= lease_max)
+            self.assertFalse(low, f"cycle {cycle}: new ids {low[:5]} not above {lease_max}, an id "
+                                  "handed out in a lease before the previous crash (its task was "
+                                  "lost, its id reused)")
             server = self.start(d)
             checked = self.verify(server)
             cycles += 1
-            max_before = max(self.seen_ids | set(self.confirmed.values()) | {0})
+            durable_max = max(self.listed_max, max(self.confirmed.values(), default=0))
+            lease_max = max(self.lease_ids, default=0)
         self.assertEqual(server.sigterm(), 0, server.output())
         sys.stderr.write(
             f"kill loop: seed {SEED}, {cycles} cycles, {kills} kills, {len(self.sent)} "
