@@ -121,7 +121,7 @@ awaitable<HttpResponse> Api::Dispatch(HttpRequest& request, Connection& connecti
   if (s.size() == 1 && (s[0] == "healthz" || s[0] == "metrics")) {
     route = s[0] == "healthz" ? Route::kHealthz : Route::kMetrics;
     if (!get) co_return MethodNotAllowed("GET, HEAD");
-    if (route == Route::kHealthz) co_return JsonResponse(200, R"({"status":"ok"})");
+    if (route == Route::kHealthz) co_return co_await Healthz();
     co_return co_await Metrics();
   }
   if (s.size() < 2 || s[0] != "v1") {
@@ -422,6 +422,17 @@ awaitable<std::vector<QueueSnapshot>> Api::GatherSnapshots() {
     for (auto& q : part) all.push_back(std::move(q));
   }
   co_return all;
+}
+
+// 200 while serving (SPEC.md); "degraded" while storage refuses changes.
+awaitable<HttpResponse> Api::Healthz() {
+  bool writable = true;
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    auto command = [](Shard& s, Completion<bool> done) { done(s.journal().writable()); };
+    writable = co_await CallShard<bool>(shards_.at(i), std::move(command)) && writable;
+  }
+  co_return JsonResponse(200, writable ? R"({"status":"ok"})"
+                                       : R"({"status":"degraded","storage":"failing"})");
 }
 
 awaitable<HttpResponse> Api::ListQueues() {

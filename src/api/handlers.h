@@ -42,6 +42,7 @@ class Api {
   Awaitable PutQueue(std::string_view queue, HttpRequest& request);
   Awaitable ListTasks(std::string_view queue, std::string_view query);
   Awaitable Metrics();
+  Awaitable Healthz();
   boost::asio::awaitable<std::vector<QueueSnapshot>> GatherSnapshots();
 
   ShardSet& shards_;
