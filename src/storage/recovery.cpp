@@ -29,6 +29,8 @@ Error RecoverAll(RocksStore& store, ShardSet& shards, RecoveryStats& stats) {
   });
   if (!error.ok()) return error;
   stats.next_sequence = store.HighWaterSequence() + 1;
+  error = store.ReserveFrom(stats.next_sequence);
+  if (!error.ok()) return error;
   shards.next_sequence().store(stats.next_sequence);
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return {};

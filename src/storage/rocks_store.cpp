@@ -43,6 +43,26 @@ class BatchHandle final : public rocksdb::ColumnFamilyHandle {
 }  // namespace
 
 std::string HighWaterKey(size_t shard) { return "hwm/" + std::to_string(shard); }
+std::string ReservationKey(size_t shard) { return "reserved/" + std::to_string(shard); }
+
+Error RocksStore::ReserveFrom(uint64_t next_sequence) {
+  const uint64_t until = next_sequence + kReserveAhead;
+  rocksdb::WriteBatch batch;
+  const std::string value = TaskKey(until);
+  batch.Put(meta(), rocksdb::Slice("reserved/start"), rocksdb::Slice(value));
+  Error error = Write(batch, /*sync=*/true);
+  if (error.ok()) reserved_until_.store(until);
+  return error;
+}
+
+std::optional<uint64_t> RocksStore::MaybeExtendReservation(uint64_t sequence) {
+  uint64_t current = reserved_until_.load();
+  while (sequence + kReserveAhead / 2 >= current) {
+    const uint64_t extended = sequence + kReserveAhead;
+    if (reserved_until_.compare_exchange_weak(current, extended)) return extended;
+  }
+  return std::nullopt;
+}
 
 std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::string& error) {
   std::unique_ptr<RocksStore> store(new RocksStore());
@@ -203,6 +223,12 @@ uint64_t RocksStore::HighWaterSequence() {
     uint64_t id = 0;
     if (ParseTaskKey(std::string_view(it->value().data(), it->value().size()), id)) {
       high = std::max(high, id >> kSlotBits);
+    }
+  }
+  for (it->Seek("reserved/"); it->Valid() && it->key().starts_with("reserved/"); it->Next()) {
+    uint64_t sequence = 0;
+    if (ParseTaskKey(std::string_view(it->value().data(), it->value().size()), sequence)) {
+      high = std::max(high, sequence);
     }
   }
   std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), handles_[1]));

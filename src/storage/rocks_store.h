@@ -17,6 +17,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -62,8 +63,19 @@ class RocksStore {
                    const std::function<void(std::string_view, const QueueConfig&)>& visit);
   // Visits tasks in id order, each with its payload.
   Error LoadTasks(const LoadFilter& filter, const std::function<void(StoredTask&&)>& visit);
-  // The largest task sequence ever handed out, from the high-water marks and the tasks.
+  // The largest task sequence that may have been handed out: the reservations, the
+  // high-water marks and the tasks. Recovery restarts the sequence above it.
   uint64_t HighWaterSequence();
+
+  // Id reservation. A task can be seen (leased) before its creation is durable, and if a
+  // crash then loses it its id must still never be handed out again. So the sequence is
+  // reserved durably ahead of use: at start (synced, before serving), and again by
+  // whichever shard's next batch crosses the half-way mark.
+  static constexpr uint64_t kReserveAhead = 1u << 20;
+  Error ReserveFrom(uint64_t next_sequence);
+  // A new reservation end to record (under the caller's own key) if `sequence` nears the
+  // current one; nullopt otherwise. Thread-safe.
+  std::optional<uint64_t> MaybeExtendReservation(uint64_t sequence);
 
  private:
   RocksStore() = default;
@@ -79,9 +91,12 @@ class RocksStore {
   rocksdb::DB* db_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, tasks, payloads, queues, meta
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> batch_handles_;
+  std::atomic<uint64_t> reserved_until_{0};
 };
 
-// Key of a shard's high-water mark in the meta column family.
+// Keys in the meta column family: a shard's high-water mark (an id) and a shard's
+// reservation end (a sequence).
 std::string HighWaterKey(size_t shard);
+std::string ReservationKey(size_t shard);
 
 }  // namespace conveyor

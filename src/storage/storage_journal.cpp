@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "engine/queue.h"
+#include "common/task_id.h"
 #include "storage/task_codec.h"
 
 namespace conveyor {
@@ -46,6 +47,9 @@ void StorageJournal::TaskCreated(const Task& task) {
   const std::string key = TaskKey(task.id);
   pending_.Put(store_.payloads(), AsSlice(key), AsSlice(task.payload));
   max_created_id_ = std::max(max_created_id_, task.id);
+  if (auto until = store_.MaybeExtendReservation(task.id >> kSlotBits)) {
+    pending_.Put(store_.meta(), AsSlice(ReservationKey(shard_index_)), AsSlice(TaskKey(*until)));
+  }
   TaskChanged(task);
 }
 
