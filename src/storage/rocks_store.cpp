@@ -6,8 +6,11 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 
+#include <cstdio>
+
 #include "common/task_id.h"
 #include "storage/faulty_file_system.h"
+#include "storage/wal_check.h"
 
 namespace conveyor {
 namespace {
@@ -100,6 +103,23 @@ std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::s
                                                            {"payloads", payload_cf},
                                                            {"queues", cf},
                                                            {"meta", cf}};
+  // RocksDB's tail-tolerant replay stops at the first bad record wherever it is; check the
+  // WAL first so that only a torn final record is ever dropped.
+  for (const WalFileCheck& check : CheckWalFiles(options.path)) {
+    if (check.verdict == WalFileCheck::Verdict::kCorrupt) {
+      error = "the write-ahead log " + check.path + " is corrupt at byte " +
+              std::to_string(check.offset) +
+              " with valid records after it; refusing to start rather than lose them. "
+              "Restore the data dir from a backup, or move the file away to accept the loss";
+      return nullptr;
+    }
+    if (check.verdict == WalFileCheck::Verdict::kTornTail) {
+      std::fprintf(stderr,
+                   "conveyor: dropping a torn record at the end of %s (byte %zu, %zu bytes): "
+                   "the last write before a crash, never acknowledged\n",
+                   check.path.c_str(), check.offset, check.dropped);
+    }
+  }
   store->db_options_ = db;
   store->families_ = std::move(families);
   store->path_ = options.path;

@@ -3,8 +3,8 @@
 #include <boost/asio/post.hpp>
 #include <iostream>
 
-#include "engine/queue.h"
 #include "common/task_id.h"
+#include "engine/queue.h"
 #include "storage/task_codec.h"
 
 namespace conveyor {
