@@ -431,8 +431,8 @@ awaitable<HttpResponse> Api::Healthz() {
     auto command = [](Shard& s, Completion<bool> done) { done(s.journal().writable()); };
     writable = co_await CallShard<bool>(shards_.at(i), std::move(command)) && writable;
   }
-  co_return JsonResponse(200, writable ? R"({"status":"ok"})"
-                                       : R"({"status":"degraded","storage":"failing"})");
+  co_return JsonResponse(
+      200, writable ? R"({"status":"ok"})" : R"({"status":"degraded","storage":"failing"})");
 }
 
 awaitable<HttpResponse> Api::ListQueues() {

@@ -89,7 +89,8 @@ asio::awaitable<void> RunConnection(const BenchOptions& o, const tcp::resolver::
     auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
     if (wec) co_return 0;
     http::response<http::string_body> res;
-    auto [rec, rn] = co_await http::async_read(stream, buffer, res, asio::as_tuple(asio::use_awaitable));
+    auto [rec, rn] =
+        co_await http::async_read(stream, buffer, res, asio::as_tuple(asio::use_awaitable));
     if (rec) co_return 0;
     worker.latencies_ms.push_back(
         std::chrono::duration<double, std::milli>(Clock::now() - started).count());
@@ -106,7 +107,8 @@ asio::awaitable<void> RunConnection(const BenchOptions& o, const tcp::resolver::
       int64_t n = std::min(before, per_request);
       if (batched) {
         body = "{\"tasks\":[";
-        for (int64_t i = 0; i < n; ++i) body += (i ? ",{\"payload\":" : "{\"payload\":") + payload + "}";
+        for (int64_t i = 0; i < n; ++i)
+          body += (i ? ",{\"payload\":" : "{\"payload\":") + payload + "}";
         body += "]}";
       } else {
         body = "{\"payload\":" + payload + "}";
@@ -207,13 +209,14 @@ int RunBench(const BenchOptions& o) {
         "{\"mode\":\"%s\",\"connections\":%zu,\"tasks\":%llu,\"seconds\":%.3f,"
         "\"tasks_per_second\":%.0f,\"requests\":%zu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
         "\"errors\":%llu}\n",
-        o.mode.c_str(), o.connections, (unsigned long long)shared.tasks_done.load(), seconds,
-        rate, all.size(), p50, p99, (unsigned long long)shared.errors.load());
+        o.mode.c_str(), o.connections, (unsigned long long)shared.tasks_done.load(), seconds, rate,
+        all.size(), p50, p99, (unsigned long long)shared.errors.load());
   } else {
-    std::printf("%s: %llu tasks in %.2f s = %.0f tasks/s over %zu connections; "
-                "request latency p50 %.2f ms, p99 %.2f ms; %llu errors\n",
-                o.mode.c_str(), (unsigned long long)shared.tasks_done.load(), seconds, rate,
-                o.connections, p50, p99, (unsigned long long)shared.errors.load());
+    std::printf(
+        "%s: %llu tasks in %.2f s = %.0f tasks/s over %zu connections; "
+        "request latency p50 %.2f ms, p99 %.2f ms; %llu errors\n",
+        o.mode.c_str(), (unsigned long long)shared.tasks_done.load(), seconds, rate, o.connections,
+        p50, p99, (unsigned long long)shared.errors.load());
   }
   if (!failure.empty()) std::cerr << "conveyor bench: " << failure << "\n";
   return shared.errors.load() == 0 && failure.empty() ? 0 : 1;
@@ -225,18 +228,24 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "Load a running server and measure it.");
   cmd->add_option("--mode", o->mode, "enqueue | batch | drain")
-      ->check(CLI::IsMember({"enqueue", "batch", "drain"}))->capture_default_str();
+      ->check(CLI::IsMember({"enqueue", "batch", "drain"}))
+      ->capture_default_str();
   cmd->add_option("--queue", o->queue, "Queue to use")->capture_default_str();
   cmd->add_option("--connections", o->connections, "Concurrent keep-alive connections")
-      ->check(CLI::Range(size_t{1}, size_t{10000}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{10000}))
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "Client I/O threads")
-      ->check(CLI::Range(size_t{1}, size_t{64}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{64}))
+      ->capture_default_str();
   cmd->add_option("--tasks", o->tasks, "Tasks to enqueue (enqueue, batch)")
-      ->check(CLI::Range(size_t{1}, size_t{100000000}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{100000000}))
+      ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Tasks per request (batch) or per lease (drain)")
-      ->check(CLI::Range(size_t{1}, size_t{1000}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{1000}))
+      ->capture_default_str();
   cmd->add_option("--payload-bytes", o->payload_bytes, "Approximate payload size")
-      ->check(CLI::Range(size_t{1}, size_t{900000}))->capture_default_str();
+      ->check(CLI::Range(size_t{1}, size_t{900000}))
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON line");
   AddServerOption(*cmd, o->server);
   cmd->callback([o, &exit_code] { exit_code = RunBench(*o); });

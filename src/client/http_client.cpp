@@ -1,5 +1,7 @@
 #include "client/http_client.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,7 +10,6 @@
 #include <boost/json/parse.hpp>
 #include <chrono>
 #include <mutex>
-#include <sys/socket.h>
 
 namespace conveyor {
 
@@ -138,7 +139,8 @@ HttpResult HttpClient::Request(const std::string& method, const std::string& tar
   const bool reused = impl_->connected;
   HttpResult result = impl_->Once(method, target, body);
   // A kept-alive connection the server closed while idle: try once on a fresh one.
-  if (result.status == 0 && reused && result.retryable && result.error != "interrupted") result = impl_->Once(method, target, body);
+  if (result.status == 0 && reused && result.retryable && result.error != "interrupted")
+    result = impl_->Once(method, target, body);
   return result;
 }
 
