@@ -10,7 +10,7 @@ packages=(
   libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libabsl-dev librocksdb-dev libssl-dev
-  clang libclang-rt-14-dev clang-format
+  clang libclang-rt-14-dev clang-format libtomlplusplus-dev
   curl
 )
 

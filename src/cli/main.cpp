@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/config_file.h"
 
 int main(int argc, char** argv) {
   // Words after the first `--` are the command that `conveyor work` runs.
@@ -14,6 +15,12 @@ int main(int argc, char** argv) {
       cli_argc = i;
       break;
     }
+  }
+
+  std::string config_error;
+  if (!conveyor::PreloadServeConfig(cli_argc, argv, config_error)) {
+    std::cerr << "conveyor serve: " << config_error << "\n";
+    return 2;
   }
 
   CLI::App app{"Conveyor: a durable, high-throughput task server.", "conveyor"};

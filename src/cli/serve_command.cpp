@@ -27,7 +27,7 @@ struct ServeOptions {
   std::string durability = "sync";
   std::string beanstalk;
   std::string broker;
-  std::string config;
+  std::string config_file;
   size_t threads = std::max(1u, std::thread::hardware_concurrency());
   Limits limits;
 };
@@ -71,7 +71,6 @@ int RunServe(ServeOptions& options) {
   }
   if (!options.beanstalk.empty()) return Fail("--beanstalk is not available in this build yet");
   if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
-  if (!options.config.empty()) return Fail("--config is not available in this build yet");
 
   RaiseFileLimit();
   const bool durable = options.durability != "none";
@@ -163,7 +162,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->envname("CONVEYOR_THREADS")
       ->check(CLI::Range(1u, 64u))
       ->capture_default_str();
-  cmd->add_option("--config", options->config, "TOML config file")->envname("CONVEYOR_CONFIG");
+  // Read before parsing by PreloadServeConfig (cli/config_file.h); registered here so that
+  // --help lists it and the parser accepts it.
+  cmd->add_option("--config", options->config_file,
+                  "TOML file of these settings by name (flag > environment > file)")
+      ->envname("CONVEYOR_CONFIG");
   cmd->add_option("--max-body-bytes", l.max_body_bytes, "Largest request body (413 above)")
       ->envname("CONVEYOR_MAX_BODY_BYTES")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 30))

@@ -582,6 +582,33 @@ class ServeFlagsTest(unittest.TestCase):
         self.assertIn(data_dir, banner)
         self.assertTrue(os.path.exists(os.path.join(data_dir, "CONVEYOR")), banner)
 
+    def test_config_file_sets_serve_settings_and_flags_win(self):
+        port, flag_port = free_port(), free_port()
+        cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+        self.addCleanup(os.unlink, cfg.name)
+        cfg.write(f'[serve]\nlisten = "127.0.0.1:{port}"\nmax_batch = 3\n')
+        cfg.close()
+        proc, log = self.start_serve(["--config", cfg.name])
+        self.wait_healthy(proc, log, port)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        body = json.dumps({"tasks": [{"payload": i} for i in range(4)]})
+        conn.request("POST", "/v1/queues/cfg/tasks", body=body)
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 400, resp.read())
+        conn.close()
+        proc2, log2 = self.start_serve(["--config", cfg.name, "--listen",
+                                        f"127.0.0.1:{flag_port}"])
+        self.wait_healthy(proc2, log2, flag_port)
+
+    def test_config_file_with_an_unknown_setting_fails(self):
+        cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+        self.addCleanup(os.unlink, cfg.name)
+        cfg.write('lisen = "127.0.0.1:1"\n')
+        cfg.close()
+        proc = run_cli(["serve", "--config", cfg.name], timeout=10)
+        self.assertNotEqual(proc.returncode, 0, describe(proc))
+        self.assertIn("lisen", proc.stderr, describe(proc))
+
     def test_listen_from_environment(self):
         port = free_port()
         proc, log = self.start_serve([], env={"CONVEYOR_LISTEN": f"127.0.0.1:{port}"})
