@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+import uuid
 
 
 def conveyor_bin():
@@ -119,6 +120,21 @@ class ServerTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+
+    def qname(self, prefix="q"):
+        """A queue name no other test uses, so tests can share one server."""
+        return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+    def call(self, method, path, body=None, timeout=10):
+        return self.server.call(method, path, body, timeout=timeout)
+
+    def enqueue(self, queue, payload=None, **fields):
+        """Enqueues one task (fields are spec fields) and returns its id; expects 201."""
+        spec = dict(fields)
+        spec["payload"] = payload
+        status, body = self.call("POST", f"/v1/queues/{queue}/tasks", spec)
+        self.assertEqual(status, 201, body)
+        return body["id"]
 
     def assertError(self, status, body, expected_status, code=None):
         self.assertEqual(status, expected_status, body)

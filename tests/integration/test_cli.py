@@ -84,17 +84,7 @@ def parse_table(text):
 
 class CliTestCase(ServerTestCase):
     def qname(self, prefix="cli"):
-        return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-    def call(self, method, path, body=None, timeout=10):
-        return self.server.call(method, path, body, timeout=timeout)
-
-    def enqueue(self, queue, payload=None, **fields):
-        spec = dict(fields)
-        spec["payload"] = payload
-        status, body = self.call("POST", f"/v1/queues/{queue}/tasks", spec)
-        self.assertEqual(status, 201, body)
-        return body["id"]
+        return super().qname(prefix)
 
     def enqueue_raw(self, queue, body_text):
         """Enqueues a raw JSON body (so the payload's exact bytes are known)."""

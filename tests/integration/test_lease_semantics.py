@@ -35,17 +35,7 @@ def now_ms():
 
 class LeaseTestCase(ServerTestCase):
     def qname(self, prefix="c"):
-        return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-    def call(self, method, path, body=None, timeout=10):
-        return self.server.call(method, path, body, timeout=timeout)
-
-    def enqueue(self, queue, payload=None, **fields):
-        spec = dict(fields)
-        spec["payload"] = payload
-        status, body = self.call("POST", f"/v1/queues/{queue}/tasks", spec)
-        self.assertEqual(status, 201, body)
-        return body["id"]
+        return super().qname(prefix)
 
     def enqueue_batch(self, queue, specs):
         status, body = self.call("POST", f"/v1/queues/{queue}/tasks", {"tasks": specs})
