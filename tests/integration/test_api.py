@@ -26,8 +26,7 @@ TASK_FIELDS = ("id", "queue", "payload", "priority", "state", "attempts", "max_a
                "dead_reason")
 STATES = ("scheduled", "ready", "leased", "succeeded", "dead", "canceled")
 TOTALS = ("enqueued", "acked", "nacked", "expired", "dead")
-# Unknown task id: the agreed code list says "not_found", the engine's table says
-# "task_not_found" (src/common/error.cpp). Either is accepted until that is settled.
+# An unknown (or purged) task id answers 404 not_found (docs/API.md).
 TASK_NOT_FOUND = ("not_found",)
 DEFAULT_BACKOFF = {"base_ms": 1000, "factor": 2, "max_ms": 3600000, "jitter": True}
 

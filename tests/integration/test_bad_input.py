@@ -22,9 +22,8 @@ from rawhttp import RawClient, IncompleteResponse, request_bytes  # noqa: E402
 MIB = 1024 * 1024
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 RSS_LIMIT_KB = 512 * 1024  # bad input must not make the server balloon
-# Unknown task id: the agreed code list says "not_found", src/common/error.cpp says
-# "task_not_found"; both accepted until that is settled (as in test_api.py).
-TASK_NOT_FOUND = ("not_found", "task_not_found")
+# An unknown (or purged) task id answers 404 not_found (docs/API.md).
+TASK_NOT_FOUND = ("not_found",)
 
 
 class BadInputCase(ServerTestCase):
