@@ -9,10 +9,22 @@
 namespace conveyor {
 namespace {
 
-const std::vector<std::string> kServeKeys = {
-    "listen",      "data-dir",       "durability",        "beanstalk",       "broker",
-    "threads",     "max-body-bytes", "max-header-bytes",  "max-batch",       "max-connections",
-    "max-waiters", "max-queues",     "header-timeout-ms", "idle-timeout-ms", "write-timeout-ms"};
+const std::vector<std::string> kServeKeys = {"listen",
+                                             "data-dir",
+                                             "durability",
+                                             "beanstalk",
+                                             "broker",
+                                             "threads",
+                                             "max-body-bytes",
+                                             "max-header-bytes",
+                                             "max-batch",
+                                             "max-connections",
+                                             "max-waiters",
+                                             "max-queues",
+                                             "max-commit-backlog-bytes",
+                                             "header-timeout-ms",
+                                             "idle-timeout-ms",
+                                             "write-timeout-ms"};
 
 std::string EnvName(const std::string& key) {
   std::string name = "CONVEYOR_";

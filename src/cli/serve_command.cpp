@@ -89,8 +89,8 @@ int RunServe(ServeOptions& options) {
     store = RocksStore::Open(store_options, error);
     if (!store) return Fail(error);
     for (size_t i = 0; i < options.threads; ++i) {
-      storage_journals.push_back(
-          std::make_unique<StorageJournal>(*store, options.durability == "sync", i));
+      storage_journals.push_back(std::make_unique<StorageJournal>(
+          *store, options.durability == "sync", i, options.limits.max_commit_backlog_bytes));
       journals.push_back(storage_journals.back().get());
     }
   } else {
@@ -190,6 +190,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-queues", l.max_queues, "Queues per shard (429 for new ones above)")
       ->envname("CONVEYOR_MAX_QUEUES")
       ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
+  cmd->add_option("--max-commit-backlog-bytes", l.max_commit_backlog_bytes,
+                  "Changes waiting on a stalled fsync per shard (503 above)")
+      ->envname("CONVEYOR_MAX_COMMIT_BACKLOG_BYTES")
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 34))
       ->capture_default_str();
   cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
       ->envname("CONVEYOR_HEADER_TIMEOUT_MS")

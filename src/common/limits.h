@@ -36,6 +36,9 @@ struct Limits {
   // Stored error messages are cut to this size, and a task keeps this many of them.
   size_t max_error_message_bytes = 4096;
   size_t max_errors_kept = 50;
+  // Changes waiting for a shard's next commit while one is in flight (a stalled fsync);
+  // beyond this the shard answers 503 instead of growing without bound.
+  size_t max_commit_backlog_bytes = 64u << 20;
   // Longest lease a client may ask for (24 h).
   int64_t max_lease_ms = 86'400'000;
 };

@@ -36,7 +36,8 @@ Reply Engine::Fail(ErrorCode code, std::string message) {
 
 Error Engine::StorageDown() {
   return Error{ErrorCode::kStorageUnavailable,
-               "storage is failing, so changes are refused until it recovers; reads still work"};
+               "storage cannot take changes right now (a write failed, or fsyncs are behind); "
+               "retry shortly; reads still work"};
 }
 
 Error Engine::TooManyQueues() const {

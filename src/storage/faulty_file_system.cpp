@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 namespace conveyor {
 namespace {
@@ -18,34 +20,38 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
       : FSWritableFileOwnerWrapper(std::move(file)), flag_(flag) {}
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* d) override {
-    if (auto s = Injected(); !s.ok()) return s;
+    if (auto s = Injected(/*sync=*/false); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Append(data, o, d);
   }
   IOStatus Append(const Slice& data, const IOOptions& o, const rocksdb::DataVerificationInfo& v,
                   IODebugContext* d) override {
-    if (auto s = Injected(); !s.ok()) return s;
+    if (auto s = Injected(/*sync=*/false); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Append(data, o, v, d);
   }
   IOStatus Flush(const IOOptions& o, IODebugContext* d) override {
-    if (auto s = Injected(); !s.ok()) return s;
+    if (auto s = Injected(/*sync=*/false); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Flush(o, d);
   }
   IOStatus Sync(const IOOptions& o, IODebugContext* d) override {
-    if (auto s = Injected(); !s.ok()) return s;
+    if (auto s = Injected(/*sync=*/true); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Sync(o, d);
   }
   IOStatus Fsync(const IOOptions& o, IODebugContext* d) override {
-    if (auto s = Injected(); !s.ok()) return s;
+    if (auto s = Injected(/*sync=*/true); !s.ok()) return s;
     return FSWritableFileOwnerWrapper::Fsync(o, d);
   }
 
  private:
-  IOStatus Injected() const {
+  IOStatus Injected(bool sync) const {
     struct stat st;
     if (::stat(flag_.c_str(), &st) != 0) return IOStatus::OK();
     std::ifstream in(flag_);
     std::string kind;
     in >> kind;
+    if (kind == "slow") {  // a stalled disk: syncs take 2 s, and then succeed
+      if (sync) std::this_thread::sleep_for(std::chrono::seconds(2));
+      return IOStatus::OK();
+    }
     // As RocksDB's POSIX file system does: a full disk is retryable, an I/O error is not.
     if (kind == "enospc") {
       IOStatus s = IOStatus::NoSpace("injected: no space left on device");

@@ -10,16 +10,17 @@
 namespace conveyor {
 namespace {
 
-// A shard whose fsyncs stall stops taking changes once this much is waiting (503), rather
-// than growing without bound.
-constexpr size_t kMaxPendingBytes = 64u << 20;
-
 rocksdb::Slice AsSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
 }  // namespace
 
-StorageJournal::StorageJournal(RocksStore& store, bool sync, size_t shard_index)
-    : store_(store), sync_(sync), shard_index_(shard_index), thread_([this] { CommitLoop(); }) {}
+StorageJournal::StorageJournal(RocksStore& store, bool sync, size_t shard_index,
+                               size_t max_backlog_bytes)
+    : store_(store),
+      sync_(sync),
+      shard_index_(shard_index),
+      max_backlog_bytes_(max_backlog_bytes),
+      thread_([this] { CommitLoop(); }) {}
 
 StorageJournal::~StorageJournal() { Stop(); }
 
@@ -39,7 +40,8 @@ void StorageJournal::Bind(boost::asio::io_context& io, std::function<void()> rel
 }
 
 bool StorageJournal::writable() const {
-  return !failed_ && pending_.GetDataSize() < kMaxPendingBytes;
+  // A shard whose fsyncs stall stops taking changes once this much waits (503).
+  return !failed_ && pending_.GetDataSize() < max_backlog_bytes_;
 }
 
 void StorageJournal::TaskCreated(const Task& task) {

@@ -29,7 +29,8 @@ namespace conveyor {
 class StorageJournal final : public Journal {
  public:
   // sync: fsync every commit (`--durability sync`); else leave syncing to BatchSyncer.
-  StorageJournal(RocksStore& store, bool sync, size_t shard_index);
+  StorageJournal(RocksStore& store, bool sync, size_t shard_index,
+                 size_t max_backlog_bytes = 64u << 20);
   ~StorageJournal() override;
 
   // REQUIRES: called once before the shard runs. reload rebuilds the shard from storage.
@@ -64,6 +65,7 @@ class StorageJournal final : public Journal {
   RocksStore& store_;
   const bool sync_;
   const size_t shard_index_;
+  const size_t max_backlog_bytes_;
   boost::asio::io_context* io_ = nullptr;
   std::function<void()> reload_;
 

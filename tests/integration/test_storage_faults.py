@@ -309,5 +309,56 @@ class EnospcFaultTest(FaultCase):
 
 del FaultCase  # only the concrete kinds run
 
+
+class StalledFsyncTest(DurableTestCase):
+    """TESTPLAN G.39: while fsyncs stall (2 s each), changes waiting for the next commit
+    are bounded: past --max-commit-backlog-bytes the shard answers 503 with Retry-After
+    instead of buffering without limit, and it takes changes again once the disk keeps up."""
+
+    def test_backlog_is_bounded_while_fsync_stalls(self):
+        data_dir = self.make_dir()
+        flag = os.path.join(self.make_dir("conveyor-flag-"), "fail-writes")
+        server = self.start(data_dir, env={"CONVEYOR_FAULT_FILE": flag},
+                            extra_args=["--max-commit-backlog-bytes", "1048576",
+                                        "--threads", "1"])
+        self.enqueue(server, Q, {"warm": 1})
+        with open(flag, "w") as f:
+            f.write("slow\n")
+        payload = {"blob": "x" * 300_000}
+        results = []
+
+        def one(i):
+            status, headers, body = server.request(
+                "POST", f"/v1/queues/{Q}/tasks", {"payload": dict(payload, n=i)}, timeout=30)
+            results.append((i, status, headers, body))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=40)
+        os.remove(flag)
+        statuses = sorted(r[1] for r in results)
+        self.assertEqual(len(results), 12, "a request hung")
+        self.assertIn(503, statuses, f"no request was refused: {statuses}")
+        self.assertIn(201, statuses, f"nothing got through: {statuses}")
+        for i, status, headers, body in results:
+            self.assertIn(status, (201, 503), body)
+            if status == 503:
+                self.assertEqual(body["error"]["code"], "storage_unavailable", body)
+                self.assertIn("retry-after", headers)
+        # Once the disk keeps up again, changes are taken.
+        deadline = time.time() + RECOVERY_TIMEOUT_S
+        while True:
+            status, _, body = server.request("POST", f"/v1/queues/{Q}/tasks", {"payload": 2})
+            if status == 201 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 201, body)
+        accepted = {r[0] for r in results if r[1] == 201}
+        stored = {t["payload"].get("n") for t in self.list_tasks(server, Q)
+                  if isinstance(t["payload"], dict) and "blob" in t["payload"]}
+        self.assertEqual(stored, accepted)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
