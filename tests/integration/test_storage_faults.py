@@ -280,7 +280,16 @@ class FaultCase(DurableTestCase):
         self.assertFalse(lost, f"201'd enqueues lost: {lost[:5]}")
         for m, i in ok.items():
             self.assertEqual(by_marker[m]["id"], i)
-        back = refused & set(by_marker)
+        # A request whose write reached the WAL file but whose fsync then failed was
+        # refused, yet may be on disk: after a failed fsync nobody can tell (docs/API.md).
+        # Only such requests, each client's first refusal (in flight when the disk broke),
+        # may show up; everything refused after that was refused before being written.
+        in_flight_at_fault = set()
+        for rs in results:
+            first = next((m for m, st, _ in rs if st == 503), None)
+            if first is not None:
+                in_flight_at_fault.add(first)
+        back = (refused & set(by_marker)) - in_flight_at_fault
         self.assertFalse(back, f"503'd enqueues present after restart: {sorted(back)[:5]}")
         sys.stderr.write(f"{self.KIND} under load: {len(ok)} accepted, {len(refused)} refused, "
                          f"{len(flat) - len(ok) - len(refused)} unanswered\n")
