@@ -14,7 +14,7 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
-	@echo "conveyor: listening on http://$(LISTEN)  (Ctrl-C to stop)"
+	@echo "conveyor: starting on http://$(LISTEN), data in ./conveyor-data (Ctrl-C to stop)"
 	@echo "try:  curl -d '{\"task\":{\"hello\":\"world\"}}' http://$(LISTEN)/add_task"
 	@$(BUILD_DIR)/conveyor serve --listen $(LISTEN)
 
