@@ -289,7 +289,6 @@ awaitable<HttpResponse> Api::Ack(uint64_t id, HttpRequest& request) {
   if (auto e = DecodeAckBody(request.body, limits_, call); !e.ok()) co_return ErrorResponse(e);
   auto command = [id, call = std::move(call)](Shard& s, Completion<Reply> done) mutable {
     Reply r = s.engine().Ack(id, call.token, std::move(call.result));
-    if (!r.error.ok()) return done(std::move(r));
     ReplyWhenDurable(s, std::move(r), std::move(done));
   };
   auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
@@ -301,7 +300,6 @@ awaitable<HttpResponse> Api::Nack(uint64_t id, HttpRequest& request) {
   if (auto e = DecodeNackBody(request.body, limits_, call); !e.ok()) co_return ErrorResponse(e);
   auto command = [id, call = std::move(call)](Shard& s, Completion<Reply> done) mutable {
     Reply r = s.engine().Nack(id, call.token, call.message, call.retry_in_ms, call.dead);
-    if (!r.error.ok()) return done(std::move(r));
     ReplyWhenDurable(s, std::move(r), std::move(done));
   };
   auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
@@ -394,7 +392,6 @@ awaitable<HttpResponse> Api::GetTask(uint64_t id, std::string_view query, Connec
 awaitable<HttpResponse> Api::Cancel(uint64_t id) {
   auto command = [id](Shard& s, Completion<Reply> done) {
     Reply r = s.engine().Cancel(id);
-    if (!r.error.ok()) return done(std::move(r));
     ReplyWhenDurable(s, std::move(r), std::move(done));
   };
   auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
@@ -404,7 +401,6 @@ awaitable<HttpResponse> Api::Cancel(uint64_t id) {
 awaitable<HttpResponse> Api::Retry(uint64_t id) {
   auto command = [id](Shard& s, Completion<Reply> done) {
     Reply r = s.engine().Retry(id);
-    if (!r.error.ok()) return done(std::move(r));
     ReplyWhenDurable(s, std::move(r), std::move(done));
   };
   auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));

@@ -73,9 +73,14 @@ boost::asio::awaitable<Result> CallShard(Shard& shard, Fn fn) {
 }
 
 // Answers `reply` through done once the shard's journal has made every change so far
-// durable; on a storage failure the reply becomes 503 storage_unavailable.
+// durable; on a storage failure the reply becomes 503 storage_unavailable. An error
+// reply is answered at once.
 template <typename Result>
 void ReplyWhenDurable(Shard& shard, Result reply, Completion<Result> done) {
+  if (!reply.error.ok()) {  // a refused command changed nothing: answer at once
+    done(std::move(reply));
+    return;
+  }
   shard.journal().WhenDurable(
       [reply = std::move(reply), done = std::move(done)](Error error) mutable {
         if (!error.ok()) reply.error = Error{ErrorCode::kStorageUnavailable, error.message};
