@@ -270,7 +270,6 @@ awaitable<HttpResponse> Api::Lease(std::string_view queue, HttpRequest& request,
     s.engine().Lease(queue, std::move(lease), std::move(done), &handle->id);
   };
   auto result = co_await CallShard<LeaseResult>(shard, std::move(command));
-  connection.StopWatching();
   if (!result.error.ok()) co_return ErrorResponse(result.error);
   HttpResponse response = JsonResponse(200, std::move(result.body));
   if (!result.granted.empty()) {
@@ -385,7 +384,6 @@ awaitable<HttpResponse> Api::GetTask(uint64_t id, std::string_view query, Connec
     s.engine().WaitTask(id, wait_ms, std::move(done), &handle->id);
   };
   auto reply = co_await CallShard<Reply>(shard, std::move(command));
-  connection.StopWatching();
   co_return ReplyResponse(reply);
 }
 

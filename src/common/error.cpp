@@ -28,7 +28,10 @@ int HttpStatusFor(ErrorCode code) {
       return 429;
     case ErrorCode::kOverloaded:
     case ErrorCode::kStorageUnavailable:
+    case ErrorCode::kStorageTimeout:
       return 503;
+    case ErrorCode::kNotImplemented:
+      return 501;
     case ErrorCode::kInternal:
       return 500;
   }
@@ -67,6 +70,10 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "overloaded";
     case ErrorCode::kStorageUnavailable:
       return "storage_unavailable";
+    case ErrorCode::kStorageTimeout:
+      return "storage_timeout";
+    case ErrorCode::kNotImplemented:
+      return "not_implemented";
     case ErrorCode::kInternal:
       return "internal";
   }

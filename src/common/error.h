@@ -24,6 +24,8 @@ enum class ErrorCode {
   kTooManyRequests,       // 429 (+ Retry-After)
   kOverloaded,            // 503 (+ Retry-After)
   kStorageUnavailable,    // 503 (+ Retry-After)
+  kStorageTimeout,        // 503 (+ Retry-After): durability not confirmed in time; outcome unknown
+  kNotImplemented,        // 501: e.g. a transfer coding other than chunked
   kInternal,              // 500
 };
 

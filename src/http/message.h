@@ -33,9 +33,10 @@ class Connection {
  public:
   virtual ~Connection() = default;
   // Calls on_close (on this connection's thread) if the client closes the connection
-  // while the handler is waiting. One watch at a time; StopWatching ends it.
+  // while the handler is waiting. One watch at a time; the session ends it once the
+  // handler has answered (bytes the client pipelined meanwhile are kept for the next
+  // request, and the watch goes on past them).
   virtual void WatchForClose(std::function<void()> on_close) = 0;
-  virtual void StopWatching() = 0;
   virtual bool closed() const = 0;
 };
 

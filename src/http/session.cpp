@@ -4,6 +4,7 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -12,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/json_writer.h"
+#include "http/request_reader.h"
 
 namespace conveyor {
 namespace {
@@ -33,77 +35,82 @@ std::string ErrorBody(ErrorCode code, std::string_view message) {
   return body;
 }
 
-// Watches the socket for the peer closing while a handler waits (long-poll). The state is
-// shared with the pending wait's handler, which may run after the session has moved on.
+// Watches the socket for the peer closing while a handler waits (long-poll). It reads
+// into the session's buffer, so bytes the client pipelines meanwhile (even a lone CRLF)
+// are kept for the next request and the watch goes on past them to see the close. The
+// session ends the watch with Stop() before it touches the buffer again.
 class SessionConnection final : public Connection {
  public:
-  explicit SessionConnection(tcp::socket& socket) : socket_(socket) {}
+  SessionConnection(beast::tcp_stream& stream, beast::flat_buffer& buffer)
+      : stream_(stream), buffer_(buffer) {}
 
   void WatchForClose(std::function<void()> on_close) override {
-    auto state = state_;
-    state->watching = true;
-    int fd = socket_.native_handle();
-    socket_.async_wait(tcp::socket::wait_read,
-                       [state, fd, on_close = std::move(on_close)](boost::system::error_code ec) {
-                         if (ec || !state->watching) return;
-                         char byte;
-                         ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                           state->closed = true;
-                           on_close();
-                         }
-                         // n > 0: the client pipelined its next request; not a close.
-                       });
+    on_close_ = std::move(on_close);
+    watching_ = true;
+    if (!reading_) Arm();
   }
 
-  void StopWatching() override {
-    if (!state_->watching) return;
-    state_->watching = false;
+  bool closed() const override { return closed_; }
+
+  // Ends the watch and waits until its read has finished, so that no read is pending
+  // on the socket or the buffer when the session goes on.
+  asio::awaitable<void> Stop() {
+    watching_ = false;
+    on_close_ = nullptr;
+    if (!reading_) co_return;
     boost::system::error_code ignored;
-    socket_.cancel(ignored);
+    stream_.socket().cancel(ignored);
+    asio::steady_timer done(stream_.get_executor(), asio::steady_timer::time_point::max());
+    stopped_ = &done;
+    co_await done.async_wait(kTuple);
+    stopped_ = nullptr;
   }
 
-  bool closed() const override { return state_->closed; }
-
-  // Asks the kernel directly whether the peer has closed, for the moment between a
-  // long-poll's answer and its write, when the watch may not have run yet.
+  // Asks the kernel whether the peer has closed, for the moment between a long-poll's
+  // answer and its write. Pipelined bytes the watch had no room for count as open.
   bool PeerHasClosed() {
-    if (state_->closed) return true;
+    if (closed_) return true;
     char byte;
-    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    state_->closed = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-    return state_->closed;
+    ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    closed_ = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    return closed_;
   }
 
  private:
-  struct State {
-    bool watching = false;
-    bool closed = false;
-  };
-  tcp::socket& socket_;
-  std::shared_ptr<State> state_ = std::make_shared<State>();
-};
+  void Arm() {
+    const size_t room = buffer_.max_size() - buffer_.size();
+    if (room == 0) return;  // the buffer is full of pipelined bytes: backpressure
+    reading_ = true;
+    stream_.socket().async_read_some(
+        buffer_.prepare(std::min<size_t>(room, 4096)),
+        [this](boost::system::error_code ec, size_t n) { OnRead(ec, n); });
+  }
 
-struct ReadFailure {
-  ErrorCode code;
-  const char* message;
-};
+  void OnRead(boost::system::error_code ec, size_t n) {
+    reading_ = false;
+    buffer_.commit(n);
+    if (!ec && watching_) {
+      Arm();
+      return;
+    }
+    if (ec && ec != asio::error::operation_aborted) {
+      closed_ = true;
+      if (watching_ && on_close_) {
+        auto on_close = std::move(on_close_);
+        on_close();
+      }
+    }
+    if (stopped_ != nullptr) stopped_->cancel();
+  }
 
-// Maps a Beast read error to the answer we give before closing, or nothing (just close).
-std::optional<ReadFailure> AnswerForReadError(const boost::system::error_code& ec) {
-  if (ec == http::error::body_limit) {
-    return ReadFailure{ErrorCode::kBodyTooLarge, "the request body is larger than the limit"};
-  }
-  if (ec == http::error::header_limit) {
-    return ReadFailure{ErrorCode::kHeadersTooLarge, "the request header block is too large"};
-  }
-  // A request cut short (peer gone, timeout) gets no answer: there is no one to read it.
-  if (ec == http::error::partial_message || ec == http::error::end_of_stream) return std::nullopt;
-  if (ec.category() == make_error_code(http::error::bad_method).category()) {
-    return ReadFailure{ErrorCode::kBadRequest, "the HTTP request is malformed"};
-  }
-  return std::nullopt;
-}
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buffer_;
+  std::function<void()> on_close_;
+  bool watching_ = false;
+  bool reading_ = false;
+  bool closed_ = false;
+  asio::steady_timer* stopped_ = nullptr;
+};
 
 http::response<http::string_body> MakeResponse(HttpResponse& answer, unsigned version,
                                                bool keep_alive) {
@@ -163,8 +170,8 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
 
   const Limits& limits = context.limits;
   beast::tcp_stream stream(std::move(socket));
-  beast::flat_buffer buffer;
-  SessionConnection connection(stream.socket());
+  beast::flat_buffer buffer(ReadBufferLimit(limits));
+  SessionConnection connection(stream, buffer);
 
   for (;;) {
     if (buffer.size() == 0) {
@@ -174,64 +181,15 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
       if (ec) co_return;
       buffer.commit(n);
     }
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-    parser.body_limit(limits.max_body_bytes);
     stream.expires_after(Ms(limits.header_timeout_ms));
-    // Beast's header_limit bounds each parse step, not the whole block, so the block is
-    // first gathered here: its end must show up within max_header_bytes.
-    boost::system::error_code hec;
-    for (;;) {
-      std::string_view head(static_cast<const char*>(buffer.data().data()),
-                            std::min(buffer.size(), limits.max_header_bytes + 4));
-      // A bare-LF end is handed to Beast too, which refuses it with a 400 at once.
-      if (head.find("\r\n\r\n") != std::string_view::npos ||
-          head.find("\n\n") != std::string_view::npos)
-        break;
-      if (buffer.size() > limits.max_header_bytes) {
-        hec = http::error::header_limit;
-        break;
-      }
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(16384), kTuple);
-      if (ec) {
-        hec = http::error::partial_message;
-        break;
-      }
-      buffer.commit(n);
-    }
-    if (!hec) {
-      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, kTuple);
-      hec = ec;
-    }
-    if (hec) {
-      if (auto failure = AnswerForReadError(hec)) {
-        co_await WriteErrorAndClose(stream, failure->code, failure->message,
+    RequestParser parser;
+    ReadOutcome read = co_await ReadRequest(stream, buffer, parser, limits);
+    if (!read.ok) {
+      if (read.refusal) {
+        co_await WriteErrorAndClose(stream, read.refusal->code, read.refusal->message,
                                     limits.write_timeout_ms);
       }
       co_return;
-    }
-    // RFC 9112 6.3: a Transfer-Encoding whose last coding is not chunked leaves the body
-    // length unknowable; answering it could desynchronise us from a proxy (smuggling).
-    if (parser.get().count(http::field::transfer_encoding) > 0 && !parser.chunked()) {
-      co_await WriteErrorAndClose(stream, ErrorCode::kBadRequest,
-                                  "Transfer-Encoding must end with chunked",
-                                  limits.write_timeout_ms);
-      co_return;
-    }
-    if (!parser.is_done()) {
-      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-        http::response<http::empty_body> cont{http::status::continue_, 11};
-        auto [cec, cn] = co_await http::async_write(stream, cont, kTuple);
-        if (cec) co_return;
-      }
-      auto [bec, bn] = co_await http::async_read(stream, buffer, parser, kTuple);
-      if (bec) {
-        if (auto failure = AnswerForReadError(bec)) {
-          co_await WriteErrorAndClose(stream, failure->code, failure->message,
-                                      limits.write_timeout_ms);
-        }
-        co_return;
-      }
     }
     stream.expires_never();
 
@@ -239,16 +197,16 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
     const bool head = req.method() == http::verb::head;
     HttpRequest request;
     request.method = head ? "GET" : std::string(req.method_string());
-    request.target = std::string(req.target());
+    request.target = std::string(OriginForm(req.target()));
     request.content_type = std::string(req[http::field::content_type]);
     request.body = std::move(req.body());
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
 
     HttpResponse answer = co_await context.handler(request, connection);
-    connection.StopWatching();
+    co_await connection.Stop();
     if (answer.on_undelivered && connection.PeerHasClosed()) {
-      if (answer.on_undelivered) answer.on_undelivered();
+      answer.on_undelivered();
       co_return;
     }
     auto res = MakeResponse(answer, version, keep_alive);

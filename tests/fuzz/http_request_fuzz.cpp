@@ -18,7 +18,6 @@ using namespace conveyor;
 class NoConnection final : public Connection {
  public:
   void WatchForClose(std::function<void()>) override {}
-  void StopWatching() override {}
   bool closed() const override { return false; }
 };
 
