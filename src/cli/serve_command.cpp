@@ -183,7 +183,8 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->envname("CONVEYOR_MAX_CONNECTIONS")
       ->check(CLI::Range(size_t{1}, size_t{1000000}))
       ->capture_default_str();
-  cmd->add_option("--max-waiters", l.max_waiters, "Long-polling requests at once (429 above)")
+  cmd->add_option("--max-waiters", l.max_waiters,
+                  "Long-polling requests at once in the server (429 above)")
       ->envname("CONVEYOR_MAX_WAITERS")
       ->check(CLI::Range(size_t{1}, size_t{1000000}))
       ->capture_default_str();
@@ -195,6 +196,31 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Changes waiting on a stalled fsync per shard (503 above)")
       ->envname("CONVEYOR_MAX_COMMIT_BACKLOG_BYTES")
       ->check(CLI::Range(size_t{4096}, size_t{1} << 34))
+      ->capture_default_str();
+  cmd->add_option("--max-tasks", l.max_tasks,
+                  "Unfinished tasks in the server, 0 = no count limit (503 above)")
+      ->envname("CONVEYOR_MAX_TASKS")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 40))
+      ->capture_default_str();
+  cmd->add_option("--max-memory-bytes", l.max_memory_bytes,
+                  "Resident memory above which enqueues get 503, 0 = no limit")
+      ->envname("CONVEYOR_MAX_MEMORY_BYTES")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 50))
+      ->capture_default_str();
+  cmd->add_option("--max-response-bytes", l.max_response_bytes,
+                  "Largest lease answer or task page (always at least one task)")
+      ->envname("CONVEYOR_MAX_RESPONSE_BYTES")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 32))
+      ->capture_default_str();
+  cmd->add_option("--max-metrics-queues", l.max_metrics_queues,
+                  "Queues with their own series in /metrics")
+      ->envname("CONVEYOR_MAX_METRICS_QUEUES")
+      ->check(CLI::Range(size_t{0}, size_t{10000000}))
+      ->capture_default_str();
+  cmd->add_option("--commit-timeout-ms", l.commit_timeout_ms,
+                  "Longest wait for durability before 503 storage_timeout")
+      ->envname("CONVEYOR_COMMIT_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{10}, int64_t{3600000}))
       ->capture_default_str();
   cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
       ->envname("CONVEYOR_HEADER_TIMEOUT_MS")

@@ -9,6 +9,11 @@ int64_t SystemClock::NowMs() const {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+int64_t SystemClock::MonoMs() const {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 const SystemClock& SystemClock::Instance() {
   static const SystemClock clock;
   return clock;

@@ -41,6 +41,20 @@ struct Limits {
   size_t max_commit_backlog_bytes = 64u << 20;
   // Longest lease a client may ask for (24 h).
   int64_t max_lease_ms = 86'400'000;
+  // Unfinished (scheduled, ready, leased) tasks in the whole server; each lives in RAM, so
+  // beyond this enqueues get 503 overloaded. 0: no count limit (memory still bounds).
+  size_t max_tasks = 10'000'000;
+  // Resident memory of the server; past it enqueues get 503 overloaded (never an OOM
+  // kill). 0: no limit.
+  size_t max_memory_bytes = 0;
+  // Largest lease answer or task page; always at least one task, then "truncated": true.
+  size_t max_response_bytes = 16u << 20;
+  // Queues with their own series in /metrics; the rest are counted in
+  // conveyor_metrics_queues_dropped (a scrape stays small whatever clients name).
+  size_t max_metrics_queues = 1000;
+  // A state-changing request waits this long for its fsync, then gets 503 storage_timeout
+  // ("outcome unknown"): no request hangs on a stalled disk.
+  int64_t commit_timeout_ms = 10000;
 };
 
 }  // namespace conveyor

@@ -1,7 +1,9 @@
+// Engine, part 1: queues, enqueue and publication, and the single-task commands (ack,
+// nack, extend, cancel, retry, get), listing, config and recovery. Timers are in
+// engine_timers.cpp, leases and waiters in engine_lease.cpp.
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "common/json_writer.h"
 #include "common/task_id.h"
@@ -21,14 +23,9 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
 
 }  // namespace
 
-Engine::Engine(const Clock& clock, Journal& journal, std::atomic<uint64_t>& next_sequence,
-               const Limits& limits, size_t max_waiters, uint64_t seed)
-    : clock_(clock),
-      journal_(journal),
-      next_sequence_(next_sequence),
-      limits_(limits),
-      max_waiters_(max_waiters),
-      random_(seed) {}
+Engine::Engine(const Clock& clock, Journal& journal, ServerWide& shared, const Limits& limits,
+               uint64_t seed)
+    : clock_(clock), journal_(journal), shared_(shared), limits_(limits), random_(seed) {}
 
 Reply Engine::Fail(ErrorCode code, std::string message) {
   return Reply{Error{code, std::move(message)}, {}};
@@ -45,6 +42,32 @@ Error Engine::TooManyQueues() const {
                "this server holds the most queues it is configured for (--max-queues)"};
 }
 
+// Takes room for new_tasks unfinished tasks in the server-wide budget.
+Error Engine::CheckCapacity(size_t new_tasks) {
+  if (limits_.max_memory_bytes != 0 &&
+      shared_.rss_bytes.load(std::memory_order_relaxed) > limits_.max_memory_bytes) {
+    return Error{ErrorCode::kOverloaded,
+                 "the server is at its memory limit (--max-memory-bytes); retry once workers "
+                 "have drained some tasks"};
+  }
+  if (!shared_.live_tasks.TryTake(new_tasks)) {
+    return Error{ErrorCode::kOverloaded,
+                 "the server holds the most unfinished tasks it is configured for "
+                 "(--max-tasks); retry once workers have drained some"};
+  }
+  return {};
+}
+
+void Engine::CountLive(TaskState from, TaskState to) {
+  if (!IsFinished(from) && IsFinished(to)) {
+    --live_tasks_;
+    shared_.live_tasks.Give();
+  } else if (IsFinished(from) && !IsFinished(to)) {
+    ++live_tasks_;
+    shared_.live_tasks.Take();
+  }
+}
+
 Queue& Engine::GetOrCreateQueue(std::string_view name) {
   auto it = queues_.find(AbslView(name));
   if (it != queues_.end()) return *it->second;
@@ -59,6 +82,15 @@ Queue* Engine::FindQueue(std::string_view name) {
   return it == queues_.end() ? nullptr : it->second.get();
 }
 
+bool Engine::IsBare(const Queue& queue) { return queue.empty() && queue.config() == QueueConfig{}; }
+
+void Engine::MaybeForget(Queue& queue) {
+  if (!IsBare(queue) || !queue.waiters().empty()) return;
+  std::erase(queues_with_new_ready_, &queue);
+  const std::string name = queue.name();
+  queues_.erase(AbslView(name));
+}
+
 Task* Engine::FindTask(uint64_t id) {
   auto it = tasks_.find(id);
   return it == tasks_.end() ? nullptr : it->second.get();
@@ -70,17 +102,11 @@ int64_t Engine::EffectiveLeaseMs(const Task& task, int64_t requested) const {
   return task.queue->config().lease_ms;
 }
 
-std::string Engine::NewToken() {
-  char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(random_()),
-                static_cast<unsigned long long>(random_()));
-  return std::string(buf, 32);
-}
-
 // ---- state changes ---------------------------------------------------------------------
 
 void Engine::SetState(Task& task, TaskState state, int64_t now) {
   task.queue->Remove(task);  // indexes are keyed by the fields as they are now
+  CountLive(task.state, state);
   task.state = state;
   if (state == TaskState::kReady) {
     task.ready_at = now;
@@ -98,28 +124,6 @@ void Engine::Kill(Task& task, DeadReason reason, int64_t now) {
   SetState(task, TaskState::kDead, now);
 }
 
-void Engine::Rearm(Task& task) {
-  int64_t due = kNever;
-  switch (task.state) {
-    case TaskState::kScheduled:
-      due = std::min(task.run_at, task.deadline);
-      break;
-    case TaskState::kReady:
-      due = task.deadline;
-      break;
-    case TaskState::kLeased:
-      due = task.lease_expires_at;
-      break;
-    default:
-      due = SaturatingAdd(task.finished_at, task.queue->config().retention_ms);
-      break;
-  }
-  if (due == task.timer_due) return;
-  if (task.timer_due != kNever) timers_.erase({task.timer_due, task.id});
-  task.timer_due = due;
-  if (due != kNever) timers_.insert({due, task.id});
-}
-
 void Engine::AddError(Task& task, int64_t now, std::string_view message) {
   if (message.size() > limits_.max_error_message_bytes) {
     message = message.substr(0, limits_.max_error_message_bytes);
@@ -128,101 +132,30 @@ void Engine::AddError(Task& task, int64_t now, std::string_view message) {
   task.errors.push_back(TaskError{now, task.attempts, std::string(message)});
 }
 
-void Engine::Fire(Task& task, int64_t now) {
-  switch (task.state) {
-    case TaskState::kScheduled:
-    case TaskState::kReady:
-      if (task.deadline <= now) {
-        Kill(task, DeadReason::kExpired, now);
-      } else if (task.state == TaskState::kScheduled && task.run_at <= now) {
-        SetState(task, TaskState::kReady, now);
-      } else {
-        Rearm(task);
-        return;
-      }
-      journal_.TaskChanged(task);
-      return;
-    case TaskState::kLeased:
-      if (task.lease_expires_at <= now) {
-        ExpireLease(task, now);
-      } else {
-        Rearm(task);
-      }
-      return;
-    default:
-      if (SaturatingAdd(task.finished_at, task.queue->config().retention_ms) <= now) {
-        Purge(task);
-      } else {
-        Rearm(task);
-      }
-      return;
-  }
-}
-
-void Engine::ExpireLease(Task& task, int64_t now) {
-  task.queue->totals().expired++;
-  AddError(task, now, "lease expired");
-  if (task.attempts >= task.max_attempts) {
-    Kill(task, DeadReason::kMaxAttempts, now);
-  } else if (task.deadline <= now) {
-    // It can no longer be leased before its deadline.
-    Kill(task, DeadReason::kExpired, now);
-  } else {
-    SetState(task, TaskState::kReady, now);
-  }
-  journal_.TaskChanged(task);
-}
-
-void Engine::Purge(Task& task) {
-  Queue& queue = *task.queue;
-  queue.Remove(task);
-  if (!task.idempotency_key.empty()) {
-    auto it = queue.idempotency().find(task.idempotency_key);
-    if (it != queue.idempotency().end() && it->second == task.id) queue.idempotency().erase(it);
-  }
-  if (task.timer_due != kNever) timers_.erase({task.timer_due, task.id});
-  journal_.TaskRemoved(task.id);
-  tasks_.erase(task.id);
-}
-
-void Engine::Tick() {
-  const int64_t now = Now();
-  while (!timers_.empty() && timers_.begin()->first <= now) {
-    uint64_t id = timers_.begin()->second;
-    timers_.erase(timers_.begin());
-    Task* task = FindTask(id);
-    if (task == nullptr) continue;
-    task->timer_due = kNever;
-    Fire(*task, now);
-  }
-  ServeWaiters();
-  while (!waiter_deadlines_.empty() && waiter_deadlines_.begin()->first <= now) {
-    CancelWaiter(waiter_deadlines_.begin()->second);
-  }
-}
-
-int64_t Engine::NextWakeup() const {
-  int64_t next = kNever;
-  if (!timers_.empty()) next = timers_.begin()->first;
-  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.begin()->first);
-  return next;
-}
-
 // ---- enqueue ---------------------------------------------------------------------------
 
-void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out) {
+// Creates the task and journals its creation; it is published (indexed, timed, leasable)
+// once that creation is durable. REQUIRES: one unit of shared_.live_tasks taken for it.
+void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
+                        std::vector<uint64_t>& created) {
   if (!spec.idempotency_key.empty()) {
     auto it = queue.idempotency().find(spec.idempotency_key);
     if (it != queue.idempotency().end()) {
-      if (Task* first = FindTask(it->second)) {
+      const Task* first = FindTask(it->second);
+      if (first == nullptr) {
+        auto pending = unpublished_.find(it->second);
+        if (pending != unpublished_.end()) first = pending->second.get();
+      }
+      if (first != nullptr) {
         out = EnqueuedTask{first->id, first->state, true};
+        shared_.live_tasks.Give();
         return;
       }
     }
   }
   auto task = std::make_unique<Task>();
   Task& t = *task;
-  uint64_t sequence = next_sequence_.fetch_add(1, std::memory_order_relaxed);
+  uint64_t sequence = shared_.next_sequence.fetch_add(1, std::memory_order_relaxed);
   t.id = MakeTaskId(sequence, SlotOfQueue(queue.name()));
   t.queue = &queue;
   t.payload = spec.payload;
@@ -236,15 +169,37 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
   t.ready_at = now;
   if (t.state == TaskState::kReady) t.run_at = std::max(t.run_at, now);
-  tasks_.emplace(t.id, std::move(task));
-  queue.Add(t);
+  ++live_tasks_;
   queue.totals().enqueued++;
+  if (t.deadline <= now) {  // accepted, and ends dead
+    t.dead_reason = DeadReason::kExpired;
+    queue.totals().dead++;
+    CountLive(t.state, TaskState::kDead);
+    t.state = TaskState::kDead;
+    t.finished_at = now;
+  }
   if (!t.idempotency_key.empty()) queue.idempotency()[t.idempotency_key] = t.id;
-  if (t.state == TaskState::kReady) MarkReady(queue);
-  Rearm(t);
-  if (t.deadline <= now) Kill(t, DeadReason::kExpired, now);  // accepted, and ends dead
   journal_.TaskCreated(t);
+  queue.AddUnpublished();
+  created.push_back(t.id);
   out = EnqueuedTask{t.id, t.state, false};
+  unpublished_.emplace(t.id, std::move(task));
+}
+
+void Engine::Publish(const std::vector<uint64_t>& ids) {
+  for (uint64_t id : ids) {
+    auto it = unpublished_.find(id);
+    if (it == unpublished_.end()) continue;
+    std::unique_ptr<Task> owned = std::move(it->second);
+    unpublished_.erase(it);
+    Task& t = *owned;
+    t.queue->RemoveUnpublished();
+    tasks_.emplace(t.id, std::move(owned));
+    t.queue->Add(t);
+    if (t.state == TaskState::kReady) MarkReady(*t.queue);
+    Rearm(t);
+  }
+  ServeWaiters();
 }
 
 EnqueueResult Engine::Enqueue(std::string_view queue_name, std::vector<TaskSpec> specs) {
@@ -256,155 +211,25 @@ EnqueueResult Engine::Enqueue(std::string_view queue_name, std::vector<TaskSpec>
     result.error = TooManyQueues();
     return result;
   }
+  if (Error e = CheckCapacity(specs.size()); !e.ok()) {
+    result.error = std::move(e);
+    return result;
+  }
   Queue& queue = GetOrCreateQueue(queue_name);
   result.tasks.resize(specs.size());
-  for (size_t i = 0; i < specs.size(); ++i) InsertTask(queue, specs[i], now, result.tasks[i]);
-  ServeWaiters();
+  std::vector<uint64_t> created;
+  created.reserve(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    InsertTask(queue, specs[i], now, result.tasks[i], created);
+  }
+  if (!created.empty()) {
+    // No dirty reads: workers see the tasks only once their creation is durable. After a
+    // failed write the shard reloads (generation_ moves on) and they never existed.
+    journal_.WhenDurable([this, generation = generation_, created = std::move(created)](Error e) {
+      if (e.ok() && generation == generation_) Publish(created);
+    });
+  }
   return result;
-}
-
-// ---- lease -----------------------------------------------------------------------------
-
-std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms,
-                                    std::string_view worker, int64_t now) {
-  std::vector<Task*> leased;
-  if (queue.config().paused) return leased;
-  while (leased.size() < max && !queue.ready().empty()) {
-    Task& task = *FindTask(queue.ready().begin()->id);
-    if (task.deadline <= now) {
-      Kill(task, DeadReason::kExpired, now);
-      journal_.TaskChanged(task);
-      continue;
-    }
-    queue.RecordReadyWait(now - task.ready_at);
-    task.attempts++;
-    task.lease_token = NewToken();
-    task.lease_worker = std::string(worker);
-    task.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
-    SetState(task, TaskState::kLeased, now);
-    queue.totals().leased++;
-    journal_.TaskChanged(task);
-    leased.push_back(&task);
-  }
-  return leased;
-}
-
-LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased) const {
-  LeaseResult result;
-  result.body = "{\"tasks\":[";
-  for (size_t i = 0; i < leased.size(); ++i) {
-    if (i > 0) result.body.push_back(',');
-    AppendTaskJson(result.body, *leased[i], /*with_token=*/true);
-    result.granted.push_back(LeaseGrant{leased[i]->id, leased[i]->lease_token});
-  }
-  result.body += "]}";
-  return result;
-}
-
-void Engine::Lease(std::string_view queue_name, LeaseRequest request,
-                   std::function<void(LeaseResult)> done, uint64_t* waiter_id) {
-  Tick();
-  if (!journal_.writable()) {
-    LeaseResult refused;
-    refused.error = StorageDown();
-    done(std::move(refused));
-    return;
-  }
-  const int64_t now = Now();
-  Queue* queue = FindQueue(queue_name);
-  if (queue != nullptr) {
-    auto leased = LeaseNow(*queue, request.max, request.lease_ms, request.worker, now);
-    if (!leased.empty() || request.wait_ms <= 0) {
-      done(BuildLeaseResult(leased));
-      return;
-    }
-  } else if (request.wait_ms <= 0) {
-    done(BuildLeaseResult({}));
-    return;
-  }
-  if (waiter_count() >= max_waiters_) {
-    LeaseResult busy;
-    busy.error = Error{ErrorCode::kTooManyRequests,
-                       "too many long-polling clients are waiting; retry shortly"};
-    done(std::move(busy));
-    return;
-  }
-  if (queue == nullptr && queues_.size() >= limits_.max_queues) {
-    LeaseResult refused;
-    refused.error = TooManyQueues();
-    done(std::move(refused));
-    return;
-  }
-  Queue& q = queue != nullptr ? *queue : GetOrCreateQueue(queue_name);
-  const uint64_t id = next_waiter_id_++;
-  const int64_t deadline = SaturatingAdd(now, request.wait_ms);
-  q.waiters().push_back(LeaseWaiter{id, request.max, request.lease_ms, deadline,
-                                    std::move(request.worker), std::move(done)});
-  lease_waiters_.emplace(id, std::make_pair(&q, std::prev(q.waiters().end())));
-  waiter_deadlines_.insert({deadline, id});
-  if (waiter_id != nullptr) *waiter_id = id;
-}
-
-void Engine::MarkReady(Queue& queue) {
-  if (queue.waiters().empty()) return;
-  if (std::find(queues_with_new_ready_.begin(), queues_with_new_ready_.end(), &queue) ==
-      queues_with_new_ready_.end()) {
-    queues_with_new_ready_.push_back(&queue);
-  }
-}
-
-void Engine::ServeWaiters() {
-  const int64_t now = Now();
-  while (!queues_with_new_ready_.empty()) {
-    Queue& queue = *queues_with_new_ready_.back();
-    queues_with_new_ready_.pop_back();
-    while (!queue.waiters().empty() && !queue.ready().empty() && !queue.config().paused) {
-      LeaseWaiter waiter = std::move(queue.waiters().front());
-      queue.waiters().pop_front();
-      lease_waiters_.erase(waiter.id);
-      waiter_deadlines_.erase({waiter.deadline, waiter.id});
-      auto leased = LeaseNow(queue, waiter.max, waiter.lease_ms, waiter.worker, now);
-      waiter.done(BuildLeaseResult(leased));
-    }
-  }
-}
-
-void Engine::CancelWaiter(uint64_t waiter_id) {
-  if (auto it = lease_waiters_.find(waiter_id); it != lease_waiters_.end()) {
-    auto [queue, pos] = it->second;
-    LeaseWaiter waiter = std::move(*pos);
-    queue->waiters().erase(pos);
-    lease_waiters_.erase(it);
-    waiter_deadlines_.erase({waiter.deadline, waiter.id});
-    waiter.done(BuildLeaseResult({}));
-    return;
-  }
-  if (auto it = task_waiters_.find(waiter_id); it != task_waiters_.end()) {
-    TaskWaiter waiter = std::move(it->second);
-    task_waiters_.erase(it);
-    waiter_deadlines_.erase({waiter.deadline, waiter_id});
-    auto& list = task_waiters_by_task_[waiter.task_id];
-    list.erase(std::remove(list.begin(), list.end(), waiter_id), list.end());
-    if (list.empty()) task_waiters_by_task_.erase(waiter.task_id);
-    Task* task = FindTask(waiter.task_id);
-    waiter.done(task != nullptr ? TaskReply(*task)
-                                : Fail(ErrorCode::kNotFound, "no task with this id"));
-  }
-}
-
-void Engine::ReleaseUndelivered(const std::vector<LeaseGrant>& grants) {
-  const int64_t now = Now();
-  for (const LeaseGrant& grant : grants) {
-    Task* task = FindTask(grant.id);
-    if (task == nullptr || task->state != TaskState::kLeased || task->lease_token != grant.token) {
-      continue;
-    }
-    if (task->attempts > 0) task->attempts--;
-    task->lease_token.clear();
-    SetState(*task, TaskState::kReady, now);
-    journal_.TaskChanged(*task);
-  }
-  ServeWaiters();
 }
 
 // ---- ack / nack / extend ---------------------------------------------------------------
@@ -541,45 +366,6 @@ Reply Engine::GetTask(uint64_t id) {
   return TaskReply(*task);
 }
 
-void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Reply)> done,
-                      uint64_t* waiter_id) {
-  Tick();
-  Task* task = FindTask(id);
-  if (task == nullptr) {
-    done(Fail(ErrorCode::kNotFound, "no task with this id"));
-    return;
-  }
-  if (wait_ms <= 0 || IsFinished(task->state)) {
-    done(TaskReply(*task));
-    return;
-  }
-  if (waiter_count() >= max_waiters_) {
-    done(Fail(ErrorCode::kTooManyRequests, "too many clients are waiting; retry shortly"));
-    return;
-  }
-  const uint64_t wid = next_waiter_id_++;
-  const int64_t deadline = SaturatingAdd(Now(), wait_ms);
-  task_waiters_.emplace(wid, TaskWaiter{id, deadline, std::move(done)});
-  task_waiters_by_task_[id].push_back(wid);
-  waiter_deadlines_.insert({deadline, wid});
-  if (waiter_id != nullptr) *waiter_id = wid;
-}
-
-void Engine::FinishTaskWaiters(const Task& task) {
-  auto it = task_waiters_by_task_.find(task.id);
-  if (it == task_waiters_by_task_.end()) return;
-  std::vector<uint64_t> ids = std::move(it->second);
-  task_waiters_by_task_.erase(it);
-  for (uint64_t wid : ids) {
-    auto w = task_waiters_.find(wid);
-    if (w == task_waiters_.end()) continue;
-    TaskWaiter waiter = std::move(w->second);
-    task_waiters_.erase(w);
-    waiter_deadlines_.erase({waiter.deadline, wid});
-    waiter.done(TaskReply(task));
-  }
-}
-
 // ---- queues ----------------------------------------------------------------------------
 
 Reply Engine::ListTasks(std::string_view queue_name, std::optional<TaskState> state, size_t limit,
@@ -589,25 +375,32 @@ Reply Engine::ListTasks(std::string_view queue_name, std::optional<TaskState> st
   JsonWriter w(reply.body);
   w.BeginObject().Key("tasks").BeginArray();
   std::optional<uint64_t> next_after;
+  bool truncated = false;
   if (Queue* queue = FindQueue(queue_name)) {
     const auto& ids = state ? queue->ids_in(*state) : queue->all_ids();
     size_t n = 0;
+    size_t bytes = 0;
     for (auto it = ids.upper_bound(after); it != ids.end(); ++it) {
-      if (n == limit) {
+      const Task& task = *FindTask(*it);
+      const size_t cost = AnswerBytes(task);
+      truncated = n > 0 && bytes + cost > limits_.max_response_bytes;
+      if (n == limit || truncated) {
         next_after = *std::prev(it);
         break;
       }
+      bytes += cost;
       if (n > 0) reply.body.push_back(',');
-      AppendTaskJson(reply.body, *FindTask(*it), /*with_token=*/false);
+      AppendTaskJson(reply.body, task, /*with_token=*/false);
       ++n;
     }
   }
   reply.body += "]";
   if (next_after) {
-    reply.body += ",\"next_after\":" + std::to_string(*next_after) + "}";
+    reply.body += ",\"next_after\":" + std::to_string(*next_after);
   } else {
-    reply.body += ",\"next_after\":null}";
+    reply.body += ",\"next_after\":null";
   }
+  reply.body += truncated ? ",\"truncated\":true}" : "}";
   return reply;
 }
 
@@ -629,12 +422,21 @@ Reply Engine::ConfigureQueue(std::string_view queue_name, const QueueConfigPatch
     return Reply{TooManyQueues(), {}};
   }
   Queue& queue = GetOrCreateQueue(queue_name);
+  const int64_t old_retention = queue.config().retention_ms;
   patch.ApplyTo(queue.config());
   journal_.QueueConfigChanged(queue.name(), queue.config());
+  if (queue.config().retention_ms != old_retention) {
+    // Tasks that finished before the change follow the new retention too; the ones now
+    // past it are purged by the next ticks, a slice at a time.
+    for (TaskState s : {TaskState::kSucceeded, TaskState::kDead, TaskState::kCanceled}) {
+      for (uint64_t id : queue.ids_in(s)) Rearm(*FindTask(id));
+    }
+  }
   if (!queue.config().paused && !queue.ready().empty()) MarkReady(queue);
   ServeWaiters();
   Reply reply;
   AppendQueueConfigJson(reply.body, queue.config());
+  MaybeForget(queue);
   return reply;
 }
 
@@ -646,21 +448,29 @@ void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& confi
 
 void Engine::RestoreTask(std::string_view queue_name, Task task) {
   Queue& queue = GetOrCreateQueue(queue_name);
+  if (tasks_.contains(task.id)) return;  // ids are unique keys in storage; never twice
   auto owned = std::make_unique<Task>(std::move(task));
   Task& t = *owned;
   t.queue = &queue;
   t.timer_due = kNever;
-  if (tasks_.contains(t.id)) return;  // ids are unique keys in storage; never twice
   tasks_.emplace(t.id, std::move(owned));
   queue.Add(t);
+  if (!IsFinished(t.state)) {
+    ++live_tasks_;
+    shared_.live_tasks.Take();
+  }
   if (!t.idempotency_key.empty()) queue.idempotency()[t.idempotency_key] = t.id;
   Rearm(t);
 }
 
 void Engine::Reset() {
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
+  ++generation_;
+  shared_.live_tasks.Give(live_tasks_);
+  live_tasks_ = 0;
   timers_.clear();
   tasks_.clear();
+  unpublished_.clear();
   queues_.clear();
   queues_with_new_ready_.clear();
 }
@@ -668,7 +478,9 @@ void Engine::Reset() {
 std::vector<QueueSnapshot> Engine::Snapshot() const {
   std::vector<QueueSnapshot> out;
   out.reserve(queues_.size());
-  for (const auto& [name, queue] : queues_) out.push_back(SnapshotOf(*queue));
+  for (const auto& [name, queue] : queues_) {
+    if (!IsBare(*queue)) out.push_back(SnapshotOf(*queue));
+  }
   return out;
 }
 

@@ -2,6 +2,9 @@
 // lease expiry, backoff, deadlines, retention) and long-poll waiters. Pure logic: no I/O,
 // no threads, time from a Clock, every change reported to a Journal. A Shard wraps it with
 // an io_context thread; unit tests drive it directly with a ManualClock.
+// A new task is published (indexed, leasable, visible) only once the journal says its
+// creation is durable: no worker ever sees a task that a failed fsync then takes away.
+// Timers run on the monotonic clock; epoch fields are wall-clock.
 // Thread-safety: none. REQUIRES: all calls on the owning shard's thread.
 #pragma once
 
@@ -20,9 +23,11 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "common/limits.h"
+#include "common/secure_random.h"
 #include "engine/journal.h"
 #include "engine/queue.h"
 #include "engine/queue_stats.h"
+#include "engine/server_wide.h"
 #include "engine/task.h"
 
 namespace conveyor {
@@ -66,6 +71,7 @@ struct LeaseResult {
   Error error;
   std::string body;                 // {"tasks":[...]}
   std::vector<LeaseGrant> granted;  // to hand back if the answer cannot be delivered
+  bool truncated = false;           // stopped at --max-response-bytes
 };
 
 // The answer to a single-task or queue call: an error, or the JSON body of success.
@@ -76,8 +82,8 @@ struct Reply {
 
 class Engine {
  public:
-  Engine(const Clock& clock, Journal& journal, std::atomic<uint64_t>& next_sequence,
-         const Limits& limits, size_t max_waiters, uint64_t seed);
+  Engine(const Clock& clock, Journal& journal, ServerWide& shared, const Limits& limits,
+         uint64_t seed);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -117,13 +123,17 @@ class Engine {
   // not counted.
   void ReleaseUndelivered(const std::vector<LeaseGrant>& grants);
 
-  // Fires every timer due by now. Public calls do this first on their own.
+  // Fires the timers due by now, at most kTimerSlice of them (a mass expiry is worked off
+  // in slices between other work), and none while the journal refuses records (its
+  // backlog is full, or storage is failing). Public calls do this first on their own.
   void Tick();
-  // Epoch ms of the next timer, or kNever.
+  static constexpr size_t kTimerSlice = 4096;
+  // Monotonic ms (Clock::MonoMs) of the next timer or waiter deadline, or kNever.
   int64_t NextWakeup() const;
 
-  size_t task_count() const { return tasks_.size(); }
+  size_t task_count() const { return tasks_.size() + unpublished_.size(); }
   size_t waiter_count() const { return lease_waiters_.size() + task_waiters_.size(); }
+  size_t queue_count() const { return queues_.size(); }
 
  private:
   struct TaskWaiter {
@@ -135,12 +145,23 @@ class Engine {
   Queue& GetOrCreateQueue(std::string_view name);
   Error TooManyQueues() const;
   static Error StorageDown();
+  Error CheckCapacity(size_t new_tasks);
   Queue* FindQueue(std::string_view name);
   Task* FindTask(uint64_t id);
   int64_t Now() const { return clock_.NowMs(); }
+  int64_t Mono() const { return clock_.MonoMs(); }
+  // The monotonic time at which the epoch time `epoch` comes (kNever stays kNever).
+  int64_t MonoDue(int64_t epoch) const;
   int64_t EffectiveLeaseMs(const Task& task, int64_t requested) const;
+  // A queue with no tasks and the default config is not listed, and is forgotten once no
+  // waiter is parked on it either.
+  static bool IsBare(const Queue& queue);
+  void MaybeForget(Queue& queue);
 
-  void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out);
+  void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
+                  std::vector<uint64_t>& created);
+  void Publish(const std::vector<uint64_t>& ids);
+  void CountLive(TaskState from, TaskState to);
   void SetState(Task& task, TaskState state, int64_t now);
   void Kill(Task& task, DeadReason reason, int64_t now);
   void Rearm(Task& task);
@@ -151,8 +172,14 @@ class Engine {
   std::string NewToken();
 
   std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms, std::string_view worker,
-                              int64_t now);
-  LeaseResult BuildLeaseResult(const std::vector<Task*>& leased) const;
+                              int64_t now, bool* truncated);
+  LeaseResult BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) const;
+  // About what a task's JSON costs in an answer, to keep answers within
+  // --max-response-bytes before they are built.
+  static size_t AnswerBytes(const Task& task);
+  void ParkLeaseWaiter(Queue& queue, LeaseRequest request, std::function<void(LeaseResult)> done,
+                       uint64_t* waiter_id);
+  LeaseWaiter UnparkFront(Queue& queue);
   void MarkReady(Queue& queue);
   void ServeWaiters();
   void FinishTaskWaiters(const Task& task);
@@ -162,21 +189,26 @@ class Engine {
 
   const Clock& clock_;
   Journal& journal_;
-  std::atomic<uint64_t>& next_sequence_;
+  ServerWide& shared_;
   const Limits limits_;
-  const size_t max_waiters_;
-  std::mt19937_64 random_;
+  std::mt19937_64 random_;  // backoff jitter only
+  SecureRandom tokens_;
 
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> tasks_;
-  // (due, task id): one entry per task with a pending timer.
+  // Created, journaled, not yet durable: in no index, invisible to every call.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> unpublished_;
+  uint64_t generation_ = 0;  // bumped by Reset(): publications of older tasks are void
+  size_t live_tasks_ = 0;    // this shard's share of shared_.live_tasks
+  // (monotonic due, task id): one entry per task with a pending timer.
   absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
+  bool timers_held_ = false;  // due timers left for later (slice full, journal refusing)
 
   uint64_t next_waiter_id_ = 1;
   absl::flat_hash_map<uint64_t, std::pair<Queue*, std::list<LeaseWaiter>::iterator>> lease_waiters_;
   absl::flat_hash_map<uint64_t, TaskWaiter> task_waiters_;
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> task_waiters_by_task_;
-  // (deadline, waiter id) for both kinds of waiters.
+  // (monotonic deadline, waiter id) for both kinds of waiters.
   absl::btree_set<std::pair<int64_t, uint64_t>> waiter_deadlines_;
   std::vector<Queue*> queues_with_new_ready_;
 };

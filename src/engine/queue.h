@@ -72,7 +72,10 @@ class Queue {
   const absl::btree_set<uint64_t>& ids_in(TaskState s) const { return by_state_[Index(s)]; }
   const absl::btree_set<uint64_t>& all_ids() const { return all_ids_; }
   uint64_t count(TaskState s) const { return by_state_[Index(s)].size(); }
-  bool empty() const { return all_ids_.empty(); }
+  // No published task; tasks whose creation is not yet durable are counted apart.
+  bool empty() const { return all_ids_.empty() && unpublished_ == 0; }
+  void AddUnpublished() { ++unpublished_; }
+  void RemoveUnpublished() { --unpublished_; }
 
   QueueTotals& totals() { return totals_; }
   const QueueTotals& totals() const { return totals_; }
@@ -100,6 +103,7 @@ class Queue {
   std::list<LeaseWaiter> waiters_;
   std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets_{};
   int64_t wait_sum_ms_ = 0;
+  size_t unpublished_ = 0;
 };
 
 }  // namespace conveyor

@@ -13,6 +13,8 @@ struct BackoffPolicy {
   double factor = 2.0;
   int64_t max_ms = 3'600'000;
   bool jitter = true;
+
+  bool operator==(const BackoffPolicy&) const = default;
 };
 
 struct QueueConfig {
@@ -21,6 +23,8 @@ struct QueueConfig {
   BackoffPolicy backoff;
   int64_t retention_ms = 86'400'000;
   bool paused = false;
+
+  bool operator==(const QueueConfig&) const = default;
 };
 
 // Fields present in a PUT body; absent ones keep their value.

@@ -5,12 +5,12 @@
 namespace conveyor {
 
 Shard::Shard(size_t index, boost::asio::io_context& io, const Clock& clock, Journal& journal,
-             std::atomic<uint64_t>& next_sequence, const Limits& limits, size_t max_waiters)
+             ServerWide& shared, const Limits& limits)
     : index_(index),
       io_(io),
       clock_(clock),
       journal_(journal),
-      engine_(clock, journal, next_sequence, limits, max_waiters,
+      engine_(clock, journal, shared, limits,
               std::random_device{}() ^ (static_cast<uint64_t>(index) << 32)),
       timer_(io) {}
 
@@ -22,7 +22,7 @@ void Shard::AfterCommand() {
     timer_.cancel();
     return;
   }
-  const int64_t delay = std::max<int64_t>(0, next - clock_.NowMs());
+  const int64_t delay = std::max<int64_t>(0, next - clock_.MonoMs());
   timer_.expires_after(std::chrono::milliseconds(delay));
   timer_.async_wait([this](boost::system::error_code ec) {
     if (!ec) OnTimer();

@@ -13,13 +13,14 @@
 #include "common/limits.h"
 #include "engine/engine.h"
 #include "engine/journal.h"
+#include "engine/server_wide.h"
 
 namespace conveyor {
 
 class Shard {
  public:
   Shard(size_t index, boost::asio::io_context& io, const Clock& clock, Journal& journal,
-        std::atomic<uint64_t>& next_sequence, const Limits& limits, size_t max_waiters);
+        ServerWide& shared, const Limits& limits);
 
   size_t index() const { return index_; }
   boost::asio::io_context& io() { return io_; }

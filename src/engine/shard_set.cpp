@@ -1,6 +1,9 @@
 #include "engine/shard_set.h"
 
+#include <unistd.h>
+
 #include <boost/asio/executor_work_guard.hpp>
+#include <cstdio>
 
 namespace conveyor {
 namespace {
@@ -10,13 +13,32 @@ thread_local size_t current_io_thread = 0;
 size_t CurrentIoThread() { return current_io_thread; }
 
 ShardSet::ShardSet(size_t threads, const Clock& clock, std::vector<Journal*> journals,
-                   const Limits& limits) {
-  const size_t max_waiters_per_shard = std::max<size_t>(1, limits.max_waiters / threads);
+                   const Limits& limits)
+    : shared_(limits) {
   for (size_t i = 0; i < threads; ++i) {
     ios_.push_back(std::make_unique<boost::asio::io_context>(1));
-    shards_.push_back(std::make_unique<Shard>(i, *ios_[i], clock, *journals[i], next_sequence_,
-                                              limits, max_waiters_per_shard));
+    shards_.push_back(std::make_unique<Shard>(i, *ios_[i], clock, *journals[i], shared_, limits));
   }
+  if (limits.max_memory_bytes != 0) {
+    memory_timer_ = std::make_unique<boost::asio::steady_timer>(*ios_[0]);
+    SampleMemory();
+  }
+}
+
+// Resident set size from /proc/self/statm, every 100 ms, for --max-memory-bytes.
+void ShardSet::SampleMemory() {
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    unsigned long size = 0, resident = 0;
+    if (std::fscanf(f, "%lu %lu", &size, &resident) == 2) {
+      shared_.rss_bytes.store(resident * static_cast<size_t>(::sysconf(_SC_PAGESIZE)),
+                              std::memory_order_relaxed);
+    }
+    std::fclose(f);
+  }
+  memory_timer_->expires_after(std::chrono::milliseconds(100));
+  memory_timer_->async_wait([this](boost::system::error_code ec) {
+    if (!ec) SampleMemory();
+  });
 }
 
 ShardSet::~ShardSet() { Stop(); }

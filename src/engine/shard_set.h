@@ -8,6 +8,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <memory>
@@ -37,12 +38,16 @@ class ShardSet {
   void Run();
   void Stop();
 
-  std::atomic<uint64_t>& next_sequence() { return next_sequence_; }
+  std::atomic<uint64_t>& next_sequence() { return shared_.next_sequence; }
+  ServerWide& shared() { return shared_; }
 
  private:
+  void SampleMemory();
+
+  ServerWide shared_;
   std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::atomic<uint64_t> next_sequence_{1};
+  std::unique_ptr<boost::asio::steady_timer> memory_timer_;
 };
 
 // Index of the I/O thread running the caller (0 outside the I/O threads).

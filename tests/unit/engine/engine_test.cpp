@@ -24,7 +24,7 @@ class CountingJournal final : public Journal {
 
 class EngineTest : public ::testing::Test {
  protected:
-  EngineTest() : engine_(clock_, journal_, sequence_, Limits{}, 100, 42) {}
+  EngineTest() : engine_(clock_, journal_, shared_, Limits{}, 42) {}
 
   uint64_t Add(std::string_view queue, TaskSpec spec = {}) {
     std::vector<TaskSpec> specs;
@@ -76,7 +76,7 @@ class EngineTest : public ::testing::Test {
 
   ManualClock clock_;
   CountingJournal journal_;
-  std::atomic<uint64_t> sequence_{1};
+  ServerWide shared_{Limits{}};
   Engine engine_;
 };
 
@@ -272,7 +272,7 @@ TEST_F(EngineTest, WaitingLeaseIsWokenByEnqueueAndTimesOutEmpty) {
 
   std::optional<LeaseResult> empty;
   engine_.Lease("q", req, [&](LeaseResult r) { empty = std::move(r); });
-  EXPECT_EQ(engine_.NextWakeup(), clock_.NowMs() + 5000);
+  EXPECT_EQ(engine_.NextWakeup(), clock_.MonoMs() + 5000);
   Advance(4999);
   EXPECT_FALSE(empty);
   Advance(1);
@@ -346,10 +346,10 @@ TEST_F(EngineTest, ListsTasksByStateInPages) {
 TEST(EngineLimitsTest, RefusesNewQueuesBeyondTheLimit) {
   ManualClock clock;
   NullJournal journal;
-  std::atomic<uint64_t> sequence{1};
   Limits limits;
   limits.max_queues = 2;
-  Engine engine(clock, journal, sequence, limits, 10, 1);
+  ServerWide shared(limits);
+  Engine engine(clock, journal, shared, limits, 1);
   std::vector<TaskSpec> one(1);
   EXPECT_TRUE(engine.Enqueue("a", one).error.ok());
   EXPECT_TRUE(engine.Enqueue("b", one).error.ok());

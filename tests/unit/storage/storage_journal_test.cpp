@@ -45,7 +45,7 @@ struct Harness {
     EXPECT_TRUE(store) << error;
     journal = std::make_unique<StorageJournal>(*store, /*sync=*/true, 0);
     journal->Bind(io, [this] { ++reloads; });
-    engine = std::make_unique<Engine>(clock, *journal, sequence, Limits{}, 100, 1);
+    engine = std::make_unique<Engine>(clock, *journal, shared, Limits{}, 1);
   }
   ~Harness() { journal->Stop(); }
 
@@ -75,7 +75,7 @@ struct Harness {
   }
 
   ManualClock clock;
-  std::atomic<uint64_t> sequence{1};
+  ServerWide shared{Limits{}};
   boost::asio::io_context io;
   std::unique_ptr<RocksStore> store;
   std::unique_ptr<StorageJournal> journal;

@@ -1,0 +1,135 @@
+// Engine, part 2: timers (delays, deadlines, lease expiry, retention) and what firing them
+// does. One entry per task in timers_, keyed by monotonic time; see engine.h.
+#include <algorithm>
+
+#include "engine/engine.h"
+
+namespace conveyor {
+namespace {
+
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  if (b > 0 && a > kNever - b) return kNever;
+  if (b < 0 && a < std::numeric_limits<int64_t>::min() - b)
+    return std::numeric_limits<int64_t>::min();
+  return a + b;
+}
+
+}  // namespace
+
+int64_t Engine::MonoDue(int64_t epoch) const {
+  if (epoch == kNever) return kNever;
+  int64_t in_ms = 0;
+  if (__builtin_sub_overflow(epoch, Now(), &in_ms)) in_ms = epoch > 0 ? kNever : 0;
+  return SaturatingAdd(Mono(), std::max<int64_t>(in_ms, 0));
+}
+
+void Engine::Rearm(Task& task) {
+  int64_t epoch_due = kNever;
+  switch (task.state) {
+    case TaskState::kScheduled:
+      epoch_due = std::min(task.run_at, task.deadline);
+      break;
+    case TaskState::kReady:
+      epoch_due = task.deadline;
+      break;
+    case TaskState::kLeased:
+      epoch_due = task.lease_expires_at;
+      break;
+    default:
+      epoch_due = SaturatingAdd(task.finished_at, task.queue->config().retention_ms);
+      break;
+  }
+  const int64_t due = MonoDue(epoch_due);
+  if (due == task.timer_due) return;
+  if (task.timer_due != kNever) timers_.erase({task.timer_due, task.id});
+  task.timer_due = due;
+  if (due != kNever) timers_.insert({due, task.id});
+}
+
+// A timer fires only when its event is due (it was armed for exactly that event), so the
+// event is told apart by the task's own fields, never by comparing with the wall clock.
+void Engine::Fire(Task& task, int64_t now) {
+  switch (task.state) {
+    case TaskState::kScheduled:
+      if (task.deadline <= task.run_at) {
+        Kill(task, DeadReason::kExpired, now);
+      } else {
+        SetState(task, TaskState::kReady, now);
+      }
+      journal_.TaskChanged(task);
+      return;
+    case TaskState::kReady:
+      Kill(task, DeadReason::kExpired, now);
+      journal_.TaskChanged(task);
+      return;
+    case TaskState::kLeased:
+      ExpireLease(task, now);
+      return;
+    default:
+      Purge(task);
+      return;
+  }
+}
+
+void Engine::ExpireLease(Task& task, int64_t now) {
+  task.queue->totals().expired++;
+  AddError(task, now, "lease expired");
+  if (task.attempts >= task.max_attempts) {
+    Kill(task, DeadReason::kMaxAttempts, now);
+  } else if (task.deadline <= now) {
+    // It can no longer be leased before its deadline.
+    Kill(task, DeadReason::kExpired, now);
+  } else {
+    SetState(task, TaskState::kReady, now);
+  }
+  journal_.TaskChanged(task);
+}
+
+void Engine::Purge(Task& task) {
+  Queue& queue = *task.queue;
+  queue.Remove(task);
+  if (!task.idempotency_key.empty()) {
+    auto it = queue.idempotency().find(task.idempotency_key);
+    if (it != queue.idempotency().end() && it->second == task.id) queue.idempotency().erase(it);
+  }
+  if (task.timer_due != kNever) timers_.erase({task.timer_due, task.id});
+  if (!IsFinished(task.state)) CountLive(task.state, TaskState::kCanceled);
+  journal_.TaskRemoved(task.id);
+  tasks_.erase(task.id);
+  MaybeForget(queue);
+}
+
+void Engine::Tick() {
+  const int64_t now = Now();
+  const int64_t mono = Mono();
+  size_t fired = 0;
+  timers_held_ = false;
+  while (!timers_.empty() && timers_.begin()->first <= mono) {
+    if (fired == kTimerSlice || !journal_.writable()) {
+      timers_held_ = true;
+      break;
+    }
+    uint64_t id = timers_.begin()->second;
+    timers_.erase(timers_.begin());
+    ++fired;
+    Task* task = FindTask(id);
+    if (task == nullptr) continue;
+    task->timer_due = kNever;
+    Fire(*task, now);
+  }
+  ServeWaiters();
+  while (!waiter_deadlines_.empty() && waiter_deadlines_.begin()->first <= mono) {
+    CancelWaiter(waiter_deadlines_.begin()->second);
+  }
+}
+
+int64_t Engine::NextWakeup() const {
+  int64_t next = kNever;
+  if (!timers_.empty()) next = timers_.begin()->first;
+  // Held timers: come back soon, but give other work (and a refusing journal) a moment.
+  if (timers_held_) next = std::max(next, Mono() + (journal_.writable() ? 0 : 10));
+  if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.begin()->first);
+  return next;
+}
+
+}  // namespace conveyor
