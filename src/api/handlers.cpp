@@ -321,35 +321,40 @@ awaitable<HttpResponse> Api::BatchAck(HttpRequest& request) {
   if (auto e = DecodeBatchAckBody(request.body, limits_, calls); !e.ok()) {
     co_return ErrorResponse(e);
   }
-  // One command per owning shard, then the answers are put back in request order.
+  // One command per owning shard, all sent at once and awaited once; the answers are put
+  // back in request order.
   std::map<size_t, std::vector<size_t>> by_shard;
   for (size_t i = 0; i < calls.size(); ++i) {
     by_shard[shards_.ForTask(calls[i].id).index()].push_back(i);
   }
-  std::vector<Error> outcomes(calls.size());
+  using Errors = std::vector<Error>;
+  using Command = std::function<void(Shard&, Completion<Errors>)>;
+  std::vector<std::pair<Shard*, Command>> commands;
   for (auto& [shard_index, positions] : by_shard) {
     std::vector<AckCall> subset;
     for (size_t i : positions) subset.push_back(std::move(calls[i]));
-    auto command = [subset = std::move(subset)](Shard& s,
-                                                Completion<std::vector<Error>> done) mutable {
-      std::vector<Error> errors;
+    Command command = [subset = std::move(subset)](Shard& s, Completion<Errors> done) mutable {
+      Errors errors;
       for (AckCall& call : subset) {
         errors.push_back(s.engine().Ack(call.id, call.token, std::move(call.result)).error);
       }
       s.journal().WhenDurable([errors = std::move(errors), done](Error e) mutable {
         if (!e.ok()) {
           for (Error& err : errors) {
-            if (err.ok()) err = Error{ErrorCode::kStorageUnavailable, e.message};
+            if (err.ok()) err = Error{e.code, e.message};
           }
         }
         done(std::move(errors));
       });
     };
-    auto errors =
-        co_await CallShard<std::vector<Error>>(shards_.at(shard_index), std::move(command));
-    for (size_t k = 0; k < positions.size(); ++k) {
-      outcomes[positions[k]] = std::move(errors[k]);
-    }
+    commands.emplace_back(&shards_.at(shard_index), std::move(command));
+  }
+  std::vector<Errors> answers = co_await CallShards<Errors>(std::move(commands));
+  std::vector<Error> outcomes(calls.size());
+  size_t k = 0;
+  for (auto& [shard_index, positions] : by_shard) {
+    for (size_t j = 0; j < positions.size(); ++j) outcomes[positions[j]] = std::move(answers[k][j]);
+    ++k;
   }
   std::string body;
   JsonWriter w(body);
@@ -487,7 +492,11 @@ awaitable<HttpResponse> Api::ListTasks(std::string_view queue, std::string_view 
 
 awaitable<HttpResponse> Api::Metrics() {
   std::vector<QueueSnapshot> all = co_await GatherSnapshots();
-  HttpResponse response = JsonResponse(200, RenderMetricsPage(all, http_metrics_));
+  ServerWide& shared = shards_.shared();
+  ServerGauges gauges{shared.live_tasks.used(), shared.waiters.used(),
+                      shared.rss_bytes.load(std::memory_order_relaxed)};
+  HttpResponse response = JsonResponse(
+      200, RenderMetricsPage(std::move(all), limits_.max_metrics_queues, gauges, http_metrics_));
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   co_return response;
 }

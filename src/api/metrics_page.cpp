@@ -1,5 +1,6 @@
 #include "api/metrics_page.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace conveyor {
@@ -26,10 +27,30 @@ std::string Seconds(int64_t ms) {
   return buf;
 }
 
+void Gauge(std::string& out, const char* name, const char* help, size_t value) {
+  Header(out, name, "gauge", help);
+  out += std::string(name) + " " + std::to_string(value) + "\n";
+}
+
 }  // namespace
 
-std::string RenderMetricsPage(const std::vector<QueueSnapshot>& queues, const HttpMetrics& http) {
+std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queues,
+                              const ServerGauges& gauges, const HttpMetrics& http) {
+  std::sort(queues.begin(), queues.end(),
+            [](const QueueSnapshot& a, const QueueSnapshot& b) { return a.name < b.name; });
+  const size_t dropped = queues.size() > max_queues ? queues.size() - max_queues : 0;
+  queues.resize(queues.size() - dropped);
   std::string out;
+  Gauge(out, "conveyor_metrics_queues_dropped",
+        "Queues left out of the per-queue series (--max-metrics-queues).", dropped);
+  Gauge(out, "conveyor_live_tasks", "Unfinished tasks in the server (--max-tasks counts these).",
+        gauges.live_tasks);
+  Gauge(out, "conveyor_waiters", "Parked long-polls (--max-waiters counts these).",
+        gauges.waiters);
+  if (gauges.rss_bytes != 0) {
+    Gauge(out, "conveyor_resident_memory_bytes", "Sampled RSS (--max-memory-bytes).",
+          gauges.rss_bytes);
+  }
   Counter(out, queues, "conveyor_tasks_enqueued_total", "Tasks enqueued.", &QueueTotals::enqueued);
   Counter(out, queues, "conveyor_tasks_leased_total", "Leases handed out.", &QueueTotals::leased);
   Counter(out, queues, "conveyor_tasks_acked_total", "Tasks acknowledged.", &QueueTotals::acked);

@@ -11,6 +11,16 @@
 
 namespace conveyor {
 
-std::string RenderMetricsPage(const std::vector<QueueSnapshot>& queues, const HttpMetrics& http);
+// Server-wide gauges, read from ServerWide when the page is rendered.
+struct ServerGauges {
+  size_t live_tasks = 0;
+  size_t waiters = 0;
+  size_t rss_bytes = 0;  // 0 when not sampled (no --max-memory-bytes)
+};
+
+// At most max_queues queues get their own series (the first by name, so that a scrape
+// keeps the same ones); the rest are counted in conveyor_metrics_queues_dropped.
+std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queues,
+                              const ServerGauges& gauges, const HttpMetrics& http);
 
 }  // namespace conveyor

@@ -90,7 +90,8 @@ int RunServe(ServeOptions& options) {
     if (!store) return Fail(error);
     for (size_t i = 0; i < options.threads; ++i) {
       storage_journals.push_back(std::make_unique<StorageJournal>(
-          *store, options.durability == "sync", i, options.limits.max_commit_backlog_bytes));
+          *store, options.durability == "sync", i, options.limits.max_commit_backlog_bytes,
+          options.limits.commit_timeout_ms));
       journals.push_back(storage_journals.back().get());
     }
   } else {
@@ -100,10 +101,14 @@ int RunServe(ServeOptions& options) {
   std::unique_ptr<BatchSyncer> batch_syncer;
   if (durable) {
     for (size_t i = 0; i < options.threads; ++i) {
-      storage_journals[i]->Bind(shards.io(i), [&store, &shards, i] {
-        Error error = RecoverShard(*store, shards, i);
-        if (!error.ok()) std::cerr << "conveyor: reload failed: " << error.message << std::endl;
-      });
+      storage_journals[i]->Bind(
+          shards.io(i),
+          [&store, &shards, i] {
+            Error error = RecoverShard(*store, shards, i);
+            if (!error.ok()) std::cerr << "conveyor: reload failed: " << error.message << std::endl;
+            return error;
+          },
+          [&shards, i] { shards.at(i).AfterCommand(); });
     }
     RecoveryStats stats;
     Error error = RecoverAll(*store, shards, stats);
@@ -112,7 +117,13 @@ int RunServe(ServeOptions& options) {
     std::printf("conveyor: recovered %zu tasks in %zu queues from %s in %.3f s\n", stats.tasks,
                 stats.queues, options.data_dir.c_str(), stats.seconds);
     if (options.durability == "batch") {
-      batch_syncer = std::make_unique<BatchSyncer>(*store, std::chrono::milliseconds(100));
+      batch_syncer = std::make_unique<BatchSyncer>(
+          *store, std::chrono::milliseconds(100), [&storage_journals, &shards](Error error) {
+            for (size_t i = 0; i < storage_journals.size(); ++i) {
+              StorageJournal* journal = storage_journals[i].get();
+              boost::asio::post(shards.io(i), [journal, error] { journal->Fail(error); });
+            }
+          });
     }
   }
   Api api(shards, options.limits);

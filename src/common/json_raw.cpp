@@ -1,6 +1,8 @@
 #include "common/json_raw.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace conveyor {
@@ -29,7 +31,79 @@ size_t SkipString(std::string_view text, size_t pos) {
   return text.size();
 }
 
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return 0;
+}
+
+uint32_t Hex4(std::string_view s, size_t pos) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4 && pos + i < s.size(); ++i) v = v * 16 + HexValue(s[pos + i]);
+  return v;
+}
+
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+bool SameKey(std::string_view raw, std::string_view key) {
+  if (raw.find('\\') == std::string_view::npos) return raw == key;
+  return UnescapeJsonString(raw) == key;
+}
+
 }  // namespace
+
+std::string UnescapeJsonString(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (c != '\\' || i + 1 >= raw.size()) {
+      out.push_back(c);
+      continue;
+    }
+    char e = raw[++i];
+    switch (e) {
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'n': out.push_back('\n'); break;
+      case 'r': out.push_back('\r'); break;
+      case 't': out.push_back('\t'); break;
+      case 'u': {
+        uint32_t cp = Hex4(raw, i + 1);
+        i += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < raw.size() && raw[i + 1] == '\\' &&
+            raw[i + 2] == 'u') {
+          uint32_t low = Hex4(raw, i + 3);
+          if (low >= 0xDC00 && low < 0xE000) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            i += 6;
+          }
+        }
+        AppendUtf8(out, cp);
+        break;
+      }
+      default: out.push_back(e); break;  // \" \\ \/
+    }
+  }
+  return out;
+}
 
 std::string_view TrimJson(std::string_view text) {
   size_t begin = SkipSpace(text, 0);
@@ -113,7 +187,7 @@ void ForEachJsonElement(std::string_view array,
 std::string_view FindJsonMember(std::string_view object, std::string_view key) {
   std::string_view found;
   ForEachJsonMember(object, [&](std::string_view k, std::string_view v) {
-    if (k == key) {
+    if (SameKey(k, key)) {
       found = v;
       return false;
     }
@@ -126,6 +200,7 @@ bool HasDuplicateJsonKeys(std::string_view text) {
   // Collects (object number, key) for every key, then sorts: O(n log n) even for an
   // object with 100k keys, and no recursion for deep nesting.
   std::vector<std::pair<size_t, std::string_view>> keys;
+  std::vector<std::unique_ptr<std::string>> unescaped;  // owns keys that had escapes
   std::vector<size_t> open_objects;  // object numbers; kArray marks an open array
   constexpr size_t kArray = static_cast<size_t>(-1);
   size_t next_object = 0;
@@ -135,7 +210,12 @@ bool HasDuplicateJsonKeys(std::string_view text) {
     if (c == '"') {
       size_t end = SkipString(text, pos);
       if (expect_key) {
-        keys.emplace_back(open_objects.back(), text.substr(pos + 1, end - pos - 2));
+        std::string_view key = text.substr(pos + 1, end - pos - 2);
+        if (key.find('\\') != std::string_view::npos) {
+          unescaped.push_back(std::make_unique<std::string>(UnescapeJsonString(key)));
+          key = *unescaped.back();
+        }
+        keys.emplace_back(open_objects.back(), key);
         expect_key = false;
       }
       pos = end;

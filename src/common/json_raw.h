@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <string_view>
 
 namespace conveyor {
@@ -21,11 +22,17 @@ void ForEachJsonMember(std::string_view object,
 // Calls visit(raw_element) for each element of the array `array`.
 void ForEachJsonElement(std::string_view array, const std::function<bool(std::string_view)>& visit);
 
-// Returns the raw text of member `key` of `object`, or an empty view when absent.
+// Returns the raw text of member `key` of `object`, or an empty view when absent. Keys
+// are compared after unescaping ("p\u0061yload" is "payload"), as a JSON parser reads them.
 std::string_view FindJsonMember(std::string_view object, std::string_view key);
 
-// True when any object anywhere in `text` repeats a key (compared as raw bytes).
+// True when any object anywhere in `text` repeats a key, compared after unescaping, so
+// that "pr\u0069ority" repeats "priority" (Boost.JSON would keep one of them silently).
 bool HasDuplicateJsonKeys(std::string_view text);
+
+// The text of a JSON string's body (between its quotes) with escapes resolved, as UTF-8.
+// REQUIRES: valid JSON string text.
+std::string UnescapeJsonString(std::string_view raw);
 
 // Trims JSON whitespace from both ends.
 std::string_view TrimJson(std::string_view text);

@@ -77,6 +77,44 @@ boost::asio::awaitable<Result> CallShard(Shard& shard, Fn fn) {
       asio::use_awaitable);
 }
 
+// Runs calls[i].second(shard, done) on every shard calls[i].first at once, and resumes the
+// awaiting coroutine once all of them have answered: one wait for a command that spans
+// shards (a batch ack), not one wait per shard. Results come back in call order.
+template <typename Result, typename Fn>
+boost::asio::awaitable<std::vector<Result>> CallShards(std::vector<std::pair<Shard*, Fn>> calls) {
+  namespace asio = boost::asio;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::vector<Result>)>(
+      [calls = std::move(calls)](auto handler) mutable {
+        using Handler = decltype(handler);
+        struct State {
+          Handler handler;
+          std::vector<Result> results;
+          size_t remaining;
+        };
+        const size_t n = calls.size();
+        auto state = std::make_shared<State>(State{std::move(handler), std::vector<Result>(n), n});
+        auto ex = asio::get_associated_executor(state->handler);
+        if (n == 0) {
+          asio::post(ex, [state] { state->handler(std::move(state->results)); });
+          return;
+        }
+        for (size_t i = 0; i < n; ++i) {
+          Shard& shard = *calls[i].first;
+          // The counting happens on the caller's executor (one thread): no atomics.
+          asio::post(shard.io(), [&shard, fn = std::move(calls[i].second), state, ex, i]() mutable {
+            fn(shard, Completion<Result>([state, ex, i](Result result) {
+                 asio::post(ex, [state, i, result = std::move(result)]() mutable {
+                   state->results[i] = std::move(result);
+                   if (--state->remaining == 0) state->handler(std::move(state->results));
+                 });
+               }));
+            shard.AfterCommand();
+          });
+        }
+      },
+      asio::use_awaitable);
+}
+
 // Answers `reply` through done once the shard's journal has made every change so far
 // durable; on a storage failure the reply becomes 503 storage_unavailable. An error
 // reply is answered at once.
@@ -88,7 +126,10 @@ void ReplyWhenDurable(Shard& shard, Result reply, Completion<Result> done) {
   }
   shard.journal().WhenDurable(
       [reply = std::move(reply), done = std::move(done)](Error error) mutable {
-        if (!error.ok()) reply.error = Error{ErrorCode::kStorageUnavailable, error.message};
+        if (!error.ok()) {
+          const bool timeout = error.code == ErrorCode::kStorageTimeout;
+          reply.error = Error{timeout ? error.code : ErrorCode::kStorageUnavailable, error.message};
+        }
         done(std::move(reply));
       });
 }

@@ -1,7 +1,10 @@
 #include "storage/storage_journal.h"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <iterator>
 
 #include "common/task_id.h"
 #include "engine/queue.h"
@@ -12,14 +15,20 @@ namespace {
 
 rocksdb::Slice AsSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
 
+int64_t SteadyMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 }  // namespace
 
 StorageJournal::StorageJournal(RocksStore& store, bool sync, size_t shard_index,
-                               size_t max_backlog_bytes)
+                               size_t max_backlog_bytes, int64_t commit_timeout_ms)
     : store_(store),
       sync_(sync),
       shard_index_(shard_index),
       max_backlog_bytes_(max_backlog_bytes),
+      commit_timeout_ms_(commit_timeout_ms),
       thread_([this] { CommitLoop(); }) {}
 
 StorageJournal::~StorageJournal() { Stop(); }
@@ -33,10 +42,13 @@ void StorageJournal::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void StorageJournal::Bind(boost::asio::io_context& io, std::function<void()> reload) {
+void StorageJournal::Bind(boost::asio::io_context& io, std::function<Error()> reload,
+                          std::function<void()> after_callbacks) {
   io_ = &io;
   reload_ = std::move(reload);
+  after_callbacks_ = std::move(after_callbacks);
   resume_timer_ = std::make_unique<boost::asio::steady_timer>(io);
+  timeout_timer_ = std::make_unique<boost::asio::steady_timer>(io);
 }
 
 bool StorageJournal::writable() const {
@@ -84,8 +96,47 @@ void StorageJournal::WhenDurable(std::function<void(Error)> done) {
     done(Error{ErrorCode::kStorageUnavailable, "storage is failing; the change was not kept"});
     return;
   }
-  pending_callbacks_.push_back(std::move(done));
+  pending_callbacks_.push_back(Waiting{SteadyMs(), std::move(done)});
   ScheduleFlush();
+  ArmTimeout();
+}
+
+void StorageJournal::Answer(std::vector<Waiting>& waiting, const Error& error) {
+  auto all = std::move(waiting);
+  waiting.clear();
+  for (auto& w : all) w.callback(error);
+  if (!all.empty() && after_callbacks_) after_callbacks_();
+}
+
+// Checks a few times per timeout period while anything waits; answers what waited too long.
+void StorageJournal::ArmTimeout() {
+  if (timeout_armed_ || !timeout_timer_) return;
+  timeout_armed_ = true;
+  timeout_timer_->expires_after(std::chrono::milliseconds(std::max<int64_t>(5, commit_timeout_ms_ / 4)));
+  timeout_timer_->async_wait([this](boost::system::error_code ec) {
+    timeout_armed_ = false;
+    if (!ec) OnTimeout();
+  });
+}
+
+void StorageJournal::OnTimeout() {
+  const int64_t cutoff = SteadyMs() - commit_timeout_ms_;
+  const Error timeout{ErrorCode::kStorageTimeout,
+                      "storage did not confirm the change in time (--commit-timeout-ms); its "
+                      "outcome is unknown: read the task to see whether it was kept"};
+  std::vector<Waiting> late;
+  for (auto* list : {&in_flight_callbacks_, &pending_callbacks_}) {
+    size_t n = 0;
+    while (n < list->size() && (*list)[n].since_ms <= cutoff) ++n;
+    std::move(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(late));
+    list->erase(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  if (!late.empty()) {
+    std::cerr << "conveyor: shard " << shard_index_ << ": " << late.size()
+              << " requests waited over " << commit_timeout_ms_ << " ms for storage" << std::endl;
+  }
+  Answer(late, timeout);
+  if (!in_flight_callbacks_.empty() || !pending_callbacks_.empty()) ArmTimeout();
 }
 
 // Flushing after the current handler lets every change made in this turn of the event loop
@@ -103,9 +154,7 @@ void StorageJournal::Flush() {
   if (in_flight_ || failed_) return;
   if (pending_.Count() == 0) {
     // Nothing new to write, and nothing in flight: all earlier changes are durable.
-    auto callbacks = std::move(pending_callbacks_);
-    pending_callbacks_.clear();
-    for (auto& cb : callbacks) cb(Error{});
+    Answer(pending_callbacks_, Error{});
     return;
   }
   auto job = std::make_unique<Job>();
@@ -117,7 +166,7 @@ void StorageJournal::Flush() {
     max_created_id_ = 0;
   }
   std::swap(job->batch, pending_);
-  job->callbacks = std::move(pending_callbacks_);
+  in_flight_callbacks_ = std::move(pending_callbacks_);
   pending_callbacks_.clear();
   in_flight_ = true;
   Submit(std::move(job));
@@ -147,29 +196,38 @@ void StorageJournal::CommitLoop() {
       continue;
     }
     Error error = store_.Write(job->batch, sync_);
-    auto* raw = job.release();
-    boost::asio::post(*io_, [this, raw, error] { OnWritten(std::unique_ptr<Job>(raw), error); });
+    job.reset();
+    boost::asio::post(*io_, [this, error] { OnWritten(error); });
   }
 }
 
-void StorageJournal::OnWritten(std::unique_ptr<Job> job, Error error) {
+void StorageJournal::OnWritten(Error error) {
   in_flight_ = false;
-  if (error.ok()) {
-    for (auto& cb : job->callbacks) cb(Error{});
+  if (error.ok() && !failed_) {
+    Answer(in_flight_callbacks_, Error{});
     if (pending_.Count() > 0 || !pending_callbacks_.empty()) Flush();
     return;
   }
-  // Nothing of this batch, nor of the one waiting behind it, may be acknowledged.
+  // A failed write, or one that landed after storage was found failing (a failed sync in
+  // batch mode): not safe, never acknowledged.
+  Error refused{ErrorCode::kStorageUnavailable,
+                error.ok() ? "storage failed while this change was being written" : error.message};
+  Answer(in_flight_callbacks_, refused);
+  Fail(refused);
+}
+
+void StorageJournal::Fail(Error error) {
+  if (failed_) return;  // already degraded; the resume loop is running
   std::cerr << "conveyor: shard " << shard_index_ << ": " << error.message
             << "; refusing changes until storage recovers" << std::endl;
   failed_ = true;
-  auto waiting = std::move(pending_callbacks_);
-  pending_callbacks_.clear();
   pending_.Clear();
   max_created_id_ = 0;
-  for (auto& cb : job->callbacks) cb(error);
-  for (auto& cb : waiting) cb(error);
-  // Memory now holds changes storage does not: go back to what storage has.
+  // Nothing waiting behind the failure may be acknowledged either. (A write still in
+  // flight is answered by OnWritten, which sees failed_.)
+  Answer(pending_callbacks_, Error{ErrorCode::kStorageUnavailable, error.message});
+  // Memory now holds changes storage does not: go back to what storage has. Whether or
+  // not this reload works, changes stay refused until a resume and a reload succeed.
   if (reload_) reload_();
   ScheduleResume();
 }
@@ -185,23 +243,35 @@ void StorageJournal::ScheduleResume() {
 }
 
 void StorageJournal::OnResumed(Error error) {
+  // What storage holds is the truth, timers included: reload before taking changes.
+  if (error.ok() && reload_) error = reload_();
   if (!error.ok()) {
+    std::cerr << "conveyor: shard " << shard_index_ << ": still refusing changes: "
+              << error.message << std::endl;
     ScheduleResume();
     return;
   }
   failed_ = false;
-  if (reload_) reload_();  // what storage holds is the truth, timers included
   std::cerr << "conveyor: shard " << shard_index_ << ": storage recovered; accepting changes"
             << std::endl;
+  if (after_callbacks_) after_callbacks_();
 }
 
-BatchSyncer::BatchSyncer(RocksStore& store, std::chrono::milliseconds interval)
-    : thread_([this, &store, interval] {
+BatchSyncer::BatchSyncer(RocksStore& store, std::chrono::milliseconds interval,
+                         std::function<void(Error)> on_failure)
+    : thread_([this, &store, interval, on_failure = std::move(on_failure)] {
         std::unique_lock<std::mutex> lock(mutex_);
+        bool failing = false;
         while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
           lock.unlock();
           Error error = store.SyncWal();
-          if (!error.ok()) std::cerr << "conveyor: WAL sync failed: " << error.message << std::endl;
+          // Never retried blindly: a failed sync degrades the shards, which recover
+          // (RocksStore::Recover) and reload before they take changes again.
+          if (!error.ok() && !failing) {
+            std::cerr << "conveyor: WAL sync failed: " << error.message << std::endl;
+            if (on_failure) on_failure(error);
+          }
+          failing = !error.ok();
           lock.lock();
         }
       }) {}

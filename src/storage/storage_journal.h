@@ -8,7 +8,11 @@
 //
 // Failure contract: on a failed write no callback of that batch or of the pending one is
 // told OK; the journal turns unwritable (the engine answers 503), the shard reloads its
-// state from what storage holds, and a resume is tried every second until the disk works.
+// state from what storage holds, and a resume is tried every second until the disk works
+// and a reload from it succeeds: a shard never takes changes over partial memory. In
+// `batch` mode a failed WAL sync (BatchSyncer) degrades every shard the same way.
+// A callback that waits longer than the commit timeout is answered storage_timeout
+// ("outcome unknown": the write may still land), so no request hangs on a stalled disk.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -30,11 +34,17 @@ class StorageJournal final : public Journal {
  public:
   // sync: fsync every commit (`--durability sync`); else leave syncing to BatchSyncer.
   StorageJournal(RocksStore& store, bool sync, size_t shard_index,
-                 size_t max_backlog_bytes = 64u << 20);
+                 size_t max_backlog_bytes = 64u << 20, int64_t commit_timeout_ms = 10000);
   ~StorageJournal() override;
 
-  // REQUIRES: called once before the shard runs. reload rebuilds the shard from storage.
-  void Bind(boost::asio::io_context& io, std::function<void()> reload);
+  // REQUIRES: called once before the shard runs. reload rebuilds the shard from storage
+  // (an error leaves the journal refusing, and it is tried again); after_callbacks runs on
+  // the shard's thread whenever durability callbacks ran (the shard re-arms its timer).
+  void Bind(boost::asio::io_context& io, std::function<Error()> reload,
+            std::function<void()> after_callbacks = nullptr);
+  // A failure seen outside this journal's own writes (a failed WAL sync in batch mode):
+  // degrade exactly as after a failed write. REQUIRES: on the shard's thread.
+  void Fail(Error error);
   // Finishes the write in progress and ends the commit thread. REQUIRES: the shard's
   // io_context has stopped. Idempotent; the destructor calls it.
   void Stop();
@@ -51,27 +61,38 @@ class StorageJournal final : public Journal {
   struct Job {
     bool resume = false;  // a RocksStore::Recover() attempt instead of a write
     rocksdb::WriteBatch batch;
-    std::vector<Callback> callbacks;
+  };
+  struct Waiting {
+    int64_t since_ms;  // steady clock
+    Callback callback;
   };
 
   void ScheduleFlush();
   void Flush();
   void Submit(std::unique_ptr<Job> job);
   void CommitLoop();
-  void OnWritten(std::unique_ptr<Job> job, Error error);
+  void OnWritten(Error error);
   void OnResumed(Error error);
   void ScheduleResume();
+  void Answer(std::vector<Waiting>& waiting, const Error& error);
+  void ArmTimeout();
+  void OnTimeout();
 
   RocksStore& store_;
   const bool sync_;
   const size_t shard_index_;
   const size_t max_backlog_bytes_;
+  const int64_t commit_timeout_ms_;
   boost::asio::io_context* io_ = nullptr;
-  std::function<void()> reload_;
+  std::function<Error()> reload_;
+  std::function<void()> after_callbacks_;
 
   // Shard-thread state.
   rocksdb::WriteBatch pending_;
-  std::vector<Callback> pending_callbacks_;
+  std::vector<Waiting> pending_callbacks_;
+  std::vector<Waiting> in_flight_callbacks_;
+  std::unique_ptr<boost::asio::steady_timer> timeout_timer_;
+  bool timeout_armed_ = false;
   uint64_t max_created_id_ = 0;
   bool in_flight_ = false;
   bool flush_posted_ = false;
@@ -90,7 +111,9 @@ class StorageJournal final : public Journal {
 // `--durability batch`: fsyncs the WAL at least every interval on its own thread.
 class BatchSyncer {
  public:
-  BatchSyncer(RocksStore& store, std::chrono::milliseconds interval);
+  // on_failure runs on the syncer's thread after a failed sync (it must post, not act).
+  BatchSyncer(RocksStore& store, std::chrono::milliseconds interval,
+              std::function<void(Error)> on_failure);
   ~BatchSyncer();
 
  private:

@@ -44,3 +44,21 @@ TEST(JsonRawTest, DeepNestingDoesNotRecurse) {
 
 }  // namespace
 }  // namespace conveyor
+
+namespace conveyor {
+namespace {
+
+TEST(JsonRawEscapedKeys, DuplicatesAreFoundAfterUnescaping) {
+  EXPECT_TRUE(HasDuplicateJsonKeys(R"({"payload":1,"pr\u0069ority":5,"priority":1})"));
+  EXPECT_TRUE(HasDuplicateJsonKeys(R"({"tasks":[],"t\u0061sks":[]})"));
+  EXPECT_TRUE(HasDuplicateJsonKeys(R"({"a\/b":1,"a/b":2})"));
+  EXPECT_FALSE(HasDuplicateJsonKeys(R"({"a\u00e9":1,"a\u00e8":2})"));
+}
+
+TEST(JsonRawEscapedKeys, FindMemberMatchesEscapedKeys) {
+  EXPECT_EQ(FindJsonMember(R"({"p\u0061yload":7})", "payload"), "7");
+  EXPECT_EQ(UnescapeJsonString(R"(\ud83d\ude00 \u00e9\n)"), "\xF0\x9F\x98\x80 \xC3\xA9\n");
+}
+
+}  // namespace
+}  // namespace conveyor

@@ -44,7 +44,10 @@ struct Harness {
     store = RocksStore::Open(StoreOptions{path, std::move(fault_file), std::move(fs)}, error);
     EXPECT_TRUE(store) << error;
     journal = std::make_unique<StorageJournal>(*store, /*sync=*/true, 0);
-    journal->Bind(io, [this] { ++reloads; });
+    journal->Bind(io, [this] {
+      ++reloads;
+      return Error{};
+    });
     engine = std::make_unique<Engine>(clock, *journal, shared, Limits{}, 1);
   }
   ~Harness() { journal->Stop(); }
