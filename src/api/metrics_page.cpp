@@ -45,8 +45,7 @@ std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queu
         "Queues left out of the per-queue series (--max-metrics-queues).", dropped);
   Gauge(out, "conveyor_live_tasks", "Unfinished tasks in the server (--max-tasks counts these).",
         gauges.live_tasks);
-  Gauge(out, "conveyor_waiters", "Parked long-polls (--max-waiters counts these).",
-        gauges.waiters);
+  Gauge(out, "conveyor_waiters", "Parked long-polls (--max-waiters counts these).", gauges.waiters);
   if (gauges.rss_bytes != 0) {
     Gauge(out, "conveyor_resident_memory_bytes", "Sampled RSS (--max-memory-bytes).",
           gauges.rss_bytes);

@@ -32,12 +32,30 @@ struct ServeOptions {
   Limits limits;
 };
 
-// Lets the server hold as many connections as the hard limit allows.
-void RaiseFileLimit() {
+// Descriptors the process needs besides connections and storage: listeners, epoll,
+// eventfds and timers of each thread, the data dir lock, stdio.
+constexpr size_t kBaseDescriptors = 64;
+
+// Lets the server hold as many connections as the hard limit allows, and keeps
+// --max-connections below what is left once storage has its reserve: connections are
+// refused (503) before storage could fail to open a WAL.
+void FitConnectionsToFileLimit(Limits& limits, bool durable) {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
+    getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return;
+  const size_t reserve = kBaseDescriptors + (durable ? RocksStore::kStorageDescriptors : 0);
+  const size_t nofile = static_cast<size_t>(limit.rlim_cur);
+  const size_t room = nofile > reserve + 16 ? nofile - reserve : 16;
+  if (limits.max_connections > room) {
+    std::cerr << "conveyor: --max-connections lowered from " << limits.max_connections << " to "
+              << room << ": RLIMIT_NOFILE is " << nofile << " and " << reserve
+              << " descriptors are kept for storage and the server itself" << std::endl;
+    limits.max_connections = room;
   }
 }
 
@@ -72,8 +90,8 @@ int RunServe(ServeOptions& options) {
   if (!options.beanstalk.empty()) return Fail("--beanstalk is not available in this build yet");
   if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
 
-  RaiseFileLimit();
   const bool durable = options.durability != "none";
+  FitConnectionsToFileLimit(options.limits, durable);
   std::unique_ptr<DataDir> data_dir;
   std::unique_ptr<RocksStore> store;
   std::vector<std::unique_ptr<StorageJournal>> storage_journals;

@@ -80,11 +80,21 @@ std::string UnescapeJsonString(std::string_view raw) {
     }
     char e = raw[++i];
     switch (e) {
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
       case 'u': {
         uint32_t cp = Hex4(raw, i + 1);
         i += 4;
@@ -99,7 +109,9 @@ std::string UnescapeJsonString(std::string_view raw) {
         AppendUtf8(out, cp);
         break;
       }
-      default: out.push_back(e); break;  // \" \\ \/
+      default:
+        out.push_back(e);
+        break;  // \" \\ \/
     }
   }
   return out;

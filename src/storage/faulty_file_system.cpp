@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <string_view>
 #include <thread>
 
 namespace conveyor {
@@ -14,10 +15,37 @@ using rocksdb::IOOptions;
 using rocksdb::IOStatus;
 using rocksdb::Slice;
 
+// The fault the flag file asks for, if any. `enospc`, `eio` and `slow` hit WAL files only;
+// `enospc-all` and `eio-all` hit every file RocksDB writes (tables, MANIFEST, OPTIONS...),
+// as a real full or broken disk does.
+IOStatus InjectedFault(const std::string& flag, bool wal, bool sync) {
+  struct stat st;
+  if (::stat(flag.c_str(), &st) != 0) return IOStatus::OK();
+  std::ifstream in(flag);
+  std::string kind;
+  in >> kind;
+  constexpr std::string_view kAll = "-all";
+  const bool all = kind.size() > kAll.size() && kind.ends_with(kAll);
+  if (all) kind.resize(kind.size() - kAll.size());
+  if (!wal && !all) return IOStatus::OK();
+  if (kind == "slow") {  // a stalled disk: syncs take 2 s, and then succeed
+    if (sync) std::this_thread::sleep_for(std::chrono::seconds(2));
+    return IOStatus::OK();
+  }
+  // As RocksDB's POSIX file system does: a full disk is retryable, an I/O error is not.
+  if (kind == "enospc") {
+    IOStatus s = IOStatus::NoSpace("injected: no space left on device");
+    s.SetRetryable(true);
+    return s;
+  }
+  return IOStatus::IOError("injected: input/output error");
+}
+
 class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
  public:
-  FaultyWritableFile(std::unique_ptr<rocksdb::FSWritableFile> file, const std::string& flag)
-      : FSWritableFileOwnerWrapper(std::move(file)), flag_(flag) {}
+  FaultyWritableFile(std::unique_ptr<rocksdb::FSWritableFile> file, const std::string& flag,
+                     bool wal)
+      : FSWritableFileOwnerWrapper(std::move(file)), flag_(flag), wal_(wal) {}
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* d) override {
     if (auto s = Injected(/*sync=*/false); !s.ok()) return s;
@@ -42,26 +70,10 @@ class FaultyWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
   }
 
  private:
-  IOStatus Injected(bool sync) const {
-    struct stat st;
-    if (::stat(flag_.c_str(), &st) != 0) return IOStatus::OK();
-    std::ifstream in(flag_);
-    std::string kind;
-    in >> kind;
-    if (kind == "slow") {  // a stalled disk: syncs take 2 s, and then succeed
-      if (sync) std::this_thread::sleep_for(std::chrono::seconds(2));
-      return IOStatus::OK();
-    }
-    // As RocksDB's POSIX file system does: a full disk is retryable, an I/O error is not.
-    if (kind == "enospc") {
-      IOStatus s = IOStatus::NoSpace("injected: no space left on device");
-      s.SetRetryable(true);
-      return s;
-    }
-    return IOStatus::IOError("injected: input/output error");
-  }
+  IOStatus Injected(bool sync) const { return InjectedFault(flag_, wal_, sync); }
 
   std::string flag_;
+  bool wal_;
 };
 
 class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
@@ -74,8 +86,11 @@ class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
   IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
                            std::unique_ptr<rocksdb::FSWritableFile>* result,
                            IODebugContext* dbg) override {
+    // Only the `-all` kinds refuse to create files (a full disk); the WAL-only kinds fail
+    // its writes instead.
+    if (auto f = InjectedFault(flag_, /*wal=*/false, /*sync=*/false); !f.ok()) return f;
     IOStatus s = FileSystemWrapper::NewWritableFile(name, options, result, dbg);
-    if (s.ok() && IsWal(name)) result->reset(new FaultyWritableFile(std::move(*result), flag_));
+    if (s.ok()) result->reset(new FaultyWritableFile(std::move(*result), flag_, IsWal(name)));
     return s;
   }
 
@@ -83,7 +98,7 @@ class FaultyFileSystem final : public rocksdb::FileSystemWrapper {
                               std::unique_ptr<rocksdb::FSWritableFile>* result,
                               IODebugContext* dbg) override {
     IOStatus s = FileSystemWrapper::ReopenWritableFile(name, options, result, dbg);
-    if (s.ok() && IsWal(name)) result->reset(new FaultyWritableFile(std::move(*result), flag_));
+    if (s.ok()) result->reset(new FaultyWritableFile(std::move(*result), flag_, IsWal(name)));
     return s;
   }
 

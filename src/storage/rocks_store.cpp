@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 
+#include <cstdarg>
 #include <cstdio>
 
 #include "common/task_id.h"
@@ -67,6 +68,22 @@ std::optional<uint64_t> RocksStore::MaybeExtendReservation(uint64_t sequence) {
   return std::nullopt;
 }
 
+namespace {
+
+// Forwards RocksDB's warnings and errors to stderr, one line each.
+class StderrLogger final : public rocksdb::Logger {
+ public:
+  StderrLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    std::fprintf(stderr, "conveyor: rocksdb: %s\n", line);
+  }
+};
+
+}  // namespace
+
 std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::string& error) {
   std::unique_ptr<RocksStore> store(new RocksStore());
   rocksdb::DBOptions db;
@@ -79,6 +96,11 @@ std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::s
   db.max_total_wal_size = 256ull << 20;
   db.keep_log_file_num = 5;
   db.max_background_jobs = 2;
+  // RocksDB's own info log goes to our stderr, not to db/LOG: a log file on a full disk
+  // made Debian's (assertion-enabled) librocksdb abort instead of reporting the error.
+  db.info_log = std::make_shared<StderrLogger>();
+  // Descriptors are shared with client connections; serve reserves kStorageDescriptors.
+  db.max_open_files = kMaxOpenTableFiles;
   std::shared_ptr<rocksdb::FileSystem> fs = options.file_system;
   if (!options.fault_file.empty()) {
     fs = NewFaultyFileSystem(fs ? fs : rocksdb::FileSystem::Default(), options.fault_file);

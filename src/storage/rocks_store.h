@@ -42,6 +42,12 @@ struct LoadFilter {
 
 class RocksStore {
  public:
+  // Table files RocksDB keeps open, and the descriptors the store may need in all (tables,
+  // WAL, MANIFEST, directory handles, compaction outputs): serve keeps this many free of
+  // client connections so that storage can always open a new WAL.
+  static constexpr int kMaxOpenTableFiles = 128;
+  static constexpr size_t kStorageDescriptors = 192;
+
   static std::unique_ptr<RocksStore> Open(const StoreOptions& options, std::string& error);
   ~RocksStore();
 

@@ -1,7 +1,7 @@
 #include "storage/storage_journal.h"
 
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <iostream>
 #include <iterator>
@@ -112,7 +112,8 @@ void StorageJournal::Answer(std::vector<Waiting>& waiting, const Error& error) {
 void StorageJournal::ArmTimeout() {
   if (timeout_armed_ || !timeout_timer_) return;
   timeout_armed_ = true;
-  timeout_timer_->expires_after(std::chrono::milliseconds(std::max<int64_t>(5, commit_timeout_ms_ / 4)));
+  timeout_timer_->expires_after(
+      std::chrono::milliseconds(std::max<int64_t>(5, commit_timeout_ms_ / 4)));
   timeout_timer_->async_wait([this](boost::system::error_code ec) {
     timeout_armed_ = false;
     if (!ec) OnTimeout();
@@ -128,7 +129,8 @@ void StorageJournal::OnTimeout() {
   for (auto* list : {&in_flight_callbacks_, &pending_callbacks_}) {
     size_t n = 0;
     while (n < list->size() && (*list)[n].since_ms <= cutoff) ++n;
-    std::move(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(late));
+    std::move(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(n),
+              std::back_inserter(late));
     list->erase(list->begin(), list->begin() + static_cast<std::ptrdiff_t>(n));
   }
   if (!late.empty()) {
@@ -246,8 +248,8 @@ void StorageJournal::OnResumed(Error error) {
   // What storage holds is the truth, timers included: reload before taking changes.
   if (error.ok() && reload_) error = reload_();
   if (!error.ok()) {
-    std::cerr << "conveyor: shard " << shard_index_ << ": still refusing changes: "
-              << error.message << std::endl;
+    std::cerr << "conveyor: shard " << shard_index_ << ": still refusing changes: " << error.message
+              << std::endl;
     ScheduleResume();
     return;
   }
