@@ -2,7 +2,14 @@
 // the shards and the HTTP server, and runs until SIGINT/SIGTERM.
 #include <sys/resource.h>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -81,6 +88,58 @@ int Fail(const std::string& message) {
   return 2;
 }
 
+// Stops the server's parts in an order no posted work, timer or coroutine frame can
+// outlive: io_contexts stopped, commit threads ended and their timers freed, a last WAL
+// sync, then the shards and io_contexts (with any frame still queued) destroyed while the
+// API and the HTTP server those frames point to still exist. Idempotent.
+struct StopInOrder {
+  ShardSet& shards;
+  std::vector<std::unique_ptr<StorageJournal>>& journals;
+  std::unique_ptr<BatchSyncer>& batch_syncer;
+  ~StopInOrder() {
+    shards.Stop();
+    for (auto& journal : journals) journal->Stop();
+    batch_syncer.reset();
+    shards.Destroy();
+  }
+};
+
+// The orderly stop: no new connections, long-polls answered, connections closed after
+// their current answer (idle ones at once), at most shutdown_timeout_ms for in-flight
+// requests, then everything journaled made durable, then the I/O threads end.
+boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server, const Limits& limits) {
+  namespace asio = boost::asio;
+  server.StopAccepting();
+  server.BeginDrain();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    co_await CallShard<bool>(shards.at(i), [](Shard& s, Completion<bool> done) {
+      s.engine().Drain();
+      done(true);
+    });
+  }
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(limits.shutdown_timeout_ms);
+  while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    pause.expires_after(std::chrono::milliseconds(10));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (size_t left = server.open_connections(); left > 0) {
+    std::cerr << "conveyor: closing " << left << " connections still busy after "
+              << limits.shutdown_timeout_ms << " ms" << std::endl;
+    server.CloseAll();
+    pause.expires_after(std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  for (size_t i = 0; i < shards.size(); ++i) {
+    Error e = co_await CallShard<Error>(shards.at(i), [](Shard& s, Completion<Error> done) {
+      s.journal().WhenDurable(std::move(done));
+    });
+    if (!e.ok()) std::cerr << "conveyor: final flush of shard " << i << ": " << e.message << "\n";
+  }
+  shards.Stop();
+}
+
 int RunServe(ServeOptions& options) {
   std::string host;
   uint16_t port = 0;
@@ -117,6 +176,7 @@ int RunServe(ServeOptions& options) {
   }
   ShardSet shards(options.threads, SystemClock::Instance(), journals, options.limits);
   std::unique_ptr<BatchSyncer> batch_syncer;
+  StopInOrder stop_early{shards, storage_journals, batch_syncer};  // exits before the server
   if (durable) {
     for (size_t i = 0; i < options.threads; ++i) {
       storage_journals[i]->Bind(
@@ -148,22 +208,23 @@ int RunServe(ServeOptions& options) {
   HttpServer server(shards, options.limits, [&api](HttpRequest& request, Connection& connection) {
     return api.Handle(request, connection);
   });
+  StopInOrder stop_in_order{shards, storage_journals, batch_syncer};  // runs before ~server
   if (std::string error = server.Listen(host, port); !error.empty()) return Fail(error);
 
   boost::asio::signal_set signals(shards.io(0), SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
-    std::cerr << "conveyor: shutting down\n";
-    server.Close();
-    shards.Stop();
+    std::cerr << "conveyor: shutting down: answering long-polls, finishing requests" << std::endl;
+    boost::asio::co_spawn(shards.io(0), Shutdown(shards, server, options.limits),
+                          boost::asio::detached);
   });
   std::cout << "conveyor: listening on http://" << options.listen << " (durability "
             << options.durability << ", data "
             << (durable ? options.data_dir : std::string("in memory only")) << ", "
             << options.threads << " threads)" << std::endl;
   shards.Run();
-  batch_syncer.reset();
-  for (auto& journal : storage_journals) journal->Stop();
+  // stop_in_order (below) ends the commit threads, then frees the shards and io_contexts.
+  std::cerr << "conveyor: stopped" << std::endl;
   return 0;
 }
 
@@ -250,6 +311,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "Longest wait for durability before 503 storage_timeout")
       ->envname("CONVEYOR_COMMIT_TIMEOUT_MS")
       ->check(CLI::Range(int64_t{10}, int64_t{3600000}))
+      ->capture_default_str();
+  cmd->add_option("--shutdown-timeout-ms", l.shutdown_timeout_ms,
+                  "On SIGTERM, time for in-flight requests before connections are closed")
+      ->envname("CONVEYOR_SHUTDOWN_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{0}, int64_t{3600000}))
       ->capture_default_str();
   cmd->add_option("--header-timeout-ms", l.header_timeout_ms, "Time to send a whole request")
       ->envname("CONVEYOR_HEADER_TIMEOUT_MS")

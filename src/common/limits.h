@@ -55,6 +55,9 @@ struct Limits {
   // A state-changing request waits this long for its fsync, then gets 503 storage_timeout
   // ("outcome unknown"): no request hangs on a stalled disk.
   int64_t commit_timeout_ms = 10000;
+  // SIGTERM/SIGINT: in-flight requests get this long to finish (their durability wait
+  // included) before the remaining connections are closed; then storage is flushed.
+  int64_t shutdown_timeout_ms = 15000;
 };
 
 }  // namespace conveyor

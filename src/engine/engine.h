@@ -117,6 +117,10 @@ class Engine {
   // Drops all state (waiters are answered empty first), before a reload from storage.
   void Reset();
 
+  // Shutdown: every parked waiter is answered now with what it has, and new lease or task
+  // waits answer at once instead of parking.
+  void Drain();
+
   // A waiter whose client went away: answered at once (empty), never leased to.
   void CancelWaiter(uint64_t waiter_id);
   // Leases that were granted but could not be delivered: ready again at once, the attempt
@@ -202,7 +206,8 @@ class Engine {
   size_t live_tasks_ = 0;    // this shard's share of shared_.live_tasks
   // (monotonic due, task id): one entry per task with a pending timer.
   absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
-  bool timers_held_ = false;  // due timers left for later (slice full, journal refusing)
+  bool timers_held_ = false;
+  bool draining_ = false;  // due timers left for later (slice full, journal refusing)
 
   uint64_t next_waiter_id_ = 1;
   absl::flat_hash_map<uint64_t, std::pair<Queue*, std::list<LeaseWaiter>::iterator>> lease_waiters_;

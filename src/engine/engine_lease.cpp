@@ -72,9 +72,15 @@ LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased, bool trun
   return result;
 }
 
+void Engine::Drain() {
+  draining_ = true;
+  while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
+}
+
 void Engine::Lease(std::string_view queue_name, LeaseRequest request,
                    std::function<void(LeaseResult)> done, uint64_t* waiter_id) {
   Tick();
+  if (draining_) request.wait_ms = 0;
   if (!journal_.writable()) {
     LeaseResult refused;
     refused.error = StorageDown();
@@ -199,6 +205,7 @@ void Engine::ReleaseUndelivered(const std::vector<LeaseGrant>& grants) {
 void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Reply)> done,
                       uint64_t* waiter_id) {
   Tick();
+  if (draining_) wait_ms = 0;
   Task* task = FindTask(id);
   if (task == nullptr) {
     done(Fail(ErrorCode::kNotFound, "no task with this id"));

@@ -41,7 +41,16 @@ void ShardSet::SampleMemory() {
   });
 }
 
-ShardSet::~ShardSet() { Stop(); }
+ShardSet::~ShardSet() {
+  Stop();
+  Destroy();
+}
+
+void ShardSet::Destroy() {
+  memory_timer_.reset();
+  shards_.clear();
+  ios_.clear();
+}
 
 void ShardSet::Run() {
   std::vector<std::thread> threads;

@@ -37,6 +37,10 @@ class ShardSet {
   // Runs every io_context on its own thread (index 0 on the calling thread) until Stop().
   void Run();
   void Stop();
+  // After Run() has returned: destroys the shards (their timers and engines, with any
+  // waiter callbacks) and then the io_contexts (with any handler or coroutine frame still
+  // queued), before the objects those frames point to (API, HTTP server) go. Idempotent.
+  void Destroy();
 
   std::atomic<uint64_t>& next_sequence() { return shared_.next_sequence; }
   ServerWide& shared() { return shared_; }

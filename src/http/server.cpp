@@ -29,7 +29,7 @@ std::string HttpServer::Listen(const std::string& host, uint16_t port) {
   boost::system::error_code ec;
   auto address = asio::ip::make_address(host, ec);
   if (ec) return "invalid listen address '" + host + "': " + ec.message();
-  acceptor_ = std::make_unique<Acceptor>(shards_.io(0));
+  acceptor_ = std::make_shared<Acceptor>(shards_.io(0));
   tcp::endpoint endpoint(address, port);
   auto& a = acceptor_->acceptor;
   a.open(endpoint.protocol(), ec);
@@ -41,12 +41,24 @@ std::string HttpServer::Listen(const std::string& host, uint16_t port) {
   return {};
 }
 
-void HttpServer::Close() {
+void HttpServer::StopAccepting() {
   if (!acceptor_) return;
-  asio::post(shards_.io(0), [this] {
-    boost::system::error_code ignored;
-    acceptor_->acceptor.close(ignored);
-  });
+  boost::system::error_code ignored;
+  acceptor_->acceptor.close(ignored);
+  acceptor_.reset();  // the accept loop holds it until its cancelled accept completes
+}
+
+void HttpServer::BeginDrain() {
+  draining_.store(true, std::memory_order_relaxed);
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    asio::post(shards_.io(i), [] { CloseSessionsOnThisThread(/*idle_only=*/true); });
+  }
+}
+
+void HttpServer::CloseAll() {
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    asio::post(shards_.io(i), [] { CloseSessionsOnThisThread(/*idle_only=*/false); });
+  }
 }
 
 namespace {
@@ -75,11 +87,13 @@ asio::awaitable<void> RefuseConnection(tcp::socket socket) {
 
 asio::awaitable<void> HttpServer::AcceptLoop() {
   size_t next_thread = 0;
+  std::shared_ptr<Acceptor> holder = acceptor_;
+  tcp::acceptor& acceptor = holder->acceptor;
   for (;;) {
     size_t thread = next_thread++ % shards_.size();
-    auto [ec, socket] = co_await acceptor_->acceptor.async_accept(
-        shards_.io(thread), asio::as_tuple(asio::use_awaitable));
-    if (ec == asio::error::operation_aborted) co_return;
+    auto [ec, socket] =
+        co_await acceptor.async_accept(shards_.io(thread), asio::as_tuple(asio::use_awaitable));
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // e.g. EMFILE: pause a moment, then keep accepting once descriptors free up.
       asio::steady_timer pause(shards_.io(0), std::chrono::milliseconds(50));
@@ -93,10 +107,10 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
       asio::co_spawn(shards_.io(thread), RefuseConnection(std::move(socket)), asio::detached);
       continue;
     }
-    asio::co_spawn(
-        shards_.io(thread),
-        RunSession(std::move(socket), SessionContext{limits_, handler_, open_connections_}),
-        asio::detached);
+    asio::co_spawn(shards_.io(thread),
+                   RunSession(std::move(socket),
+                              SessionContext{limits_, handler_, open_connections_, draining_}),
+                   asio::detached);
   }
 }
 

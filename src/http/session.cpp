@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <list>
 #include <memory>
 
 #include "common/error.h"
@@ -160,7 +161,23 @@ asio::awaitable<void> WriteErrorAndClose(beast::tcp_stream& stream, ErrorCode co
   }
 }
 
+// The sessions of this I/O thread, for shutdown; each adds itself and takes itself out.
+struct LiveSession {
+  beast::tcp_stream* stream;
+  bool idle;
+};
+thread_local std::list<LiveSession> live_sessions;
+
 }  // namespace
+
+void CloseSessionsOnThisThread(bool idle_only) {
+  for (LiveSession& s : live_sessions) {
+    if (idle_only && !s.idle) continue;
+    boost::system::error_code ignored;
+    s.stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+    s.stream->socket().cancel(ignored);
+  }
+}
 
 asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   struct Release {
@@ -172,12 +189,20 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer(ReadBufferLimit(limits));
   SessionConnection connection(stream, buffer);
+  live_sessions.push_front(LiveSession{&stream, false});
+  struct Unregister {
+    std::list<LiveSession>::iterator it;
+    ~Unregister() { live_sessions.erase(it); }
+  } unregister{live_sessions.begin()};
 
   for (;;) {
+    if (context.draining.load(std::memory_order_relaxed)) co_return;
     if (buffer.size() == 0) {
       // Idle keep-alive wait: the request timeout starts with its first byte.
       stream.expires_after(Ms(limits.idle_timeout_ms));
+      unregister.it->idle = true;
       auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
+      unregister.it->idle = false;
       if (ec) co_return;
       buffer.commit(n);
     }
@@ -200,7 +225,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
     request.target = std::string(OriginForm(req.target()));
     request.content_type = std::string(req[http::field::content_type]);
     request.body = std::move(req.body());
-    const bool keep_alive = req.keep_alive();
+    bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
 
     HttpResponse answer = co_await context.handler(request, connection);
@@ -209,6 +234,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
       answer.on_undelivered();
       co_return;
     }
+    keep_alive = keep_alive && !context.draining.load(std::memory_order_relaxed);
     auto res = MakeResponse(answer, version, keep_alive);
     bool written = co_await Write(stream, res, head, limits.write_timeout_ms);
     if (!written) {

@@ -18,9 +18,14 @@ struct SessionContext {
   const Limits& limits;
   const HttpHandler& handler;
   std::atomic<size_t>& open_connections;  // decremented when the session ends
+  const std::atomic<bool>& draining;      // shutting down: close after the current answer
 };
 
 boost::asio::awaitable<void> RunSession(boost::asio::ip::tcp::socket socket,
                                         SessionContext context);
+
+// Closes the sessions that live on the calling I/O thread: only those waiting idle for
+// a next request, or all of them. REQUIRES: on an I/O thread.
+void CloseSessionsOnThisThread(bool idle_only);
 
 }  // namespace conveyor

@@ -40,6 +40,9 @@ void StorageJournal::Stop() {
   }
   wake_.notify_one();
   if (thread_.joinable()) thread_.join();
+  // Timers go while their io_context still exists (the ShardSet is destroyed after this).
+  resume_timer_.reset();
+  timeout_timer_.reset();
 }
 
 void StorageJournal::Bind(boost::asio::io_context& io, std::function<Error()> reload,
@@ -261,7 +264,7 @@ void StorageJournal::OnResumed(Error error) {
 
 BatchSyncer::BatchSyncer(RocksStore& store, std::chrono::milliseconds interval,
                          std::function<void(Error)> on_failure)
-    : thread_([this, &store, interval, on_failure = std::move(on_failure)] {
+    : store_(store), thread_([this, &store, interval, on_failure = std::move(on_failure)] {
         std::unique_lock<std::mutex> lock(mutex_);
         bool failing = false;
         while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
@@ -285,6 +288,7 @@ BatchSyncer::~BatchSyncer() {
   }
   wake_.notify_one();
   thread_.join();
+  store_.SyncWal();  // at shutdown: what was written is synced before the store closes
 }
 
 }  // namespace conveyor

@@ -117,6 +117,7 @@ class BatchSyncer {
   ~BatchSyncer();
 
  private:
+  RocksStore& store_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
