@@ -18,12 +18,12 @@ run: build
 	@echo "try:  curl -d '{\"task\":{\"hello\":\"world\"}}' http://$(LISTEN)/add_task"
 	@$(BUILD_DIR)/conveyor serve --listen $(LISTEN)
 
-# The Release build runs unit and integration tests; a clang ASan+UBSan build runs the unit
-# tests again and the libFuzzer smoke targets (tests/fuzz).
+# The Release build runs unit and integration tests; a clang ASan+UBSan build runs them all
+# again against the sanitized server binary, plus the libFuzzer smoke targets (tests/fuzz).
 test: build
 	@cmake -S . -B $(BUILD_DIR)-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" -DCONVEYOR_SANITIZE=ON -DCONVEYOR_FUZZ=ON \
-	  -DCONVEYOR_UNIT_ONLY=ON >/dev/null
+	  -DCONVEYOR_UNIT_ONLY=OFF >/dev/null
 	@cmake --build $(BUILD_DIR)-sanitize -j $(JOBS)
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j 2
 	@cd $(BUILD_DIR)-sanitize && ctest --output-on-failure -j 2
