@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "api/call_decoders.h"
+#include "api/encoders.h"
 #include "api/metrics_page.h"
 #include "api/queue_config_decoder.h"
 #include "api/request_fields.h"
@@ -55,11 +56,6 @@ HttpResponse MethodNotAllowed(std::string allow) {
   return r;
 }
 
-HttpResponse ReplyResponse(const Reply& reply, int status = 200) {
-  if (!reply.error.ok()) return ErrorResponse(reply.error);
-  return JsonResponse(status, reply.body);
-}
-
 // Parses an optional integer query parameter within [min, max].
 Error QueryInt(std::string_view query, std::string_view name, int64_t min, int64_t max,
                int64_t& out) {
@@ -74,24 +70,22 @@ Error QueryInt(std::string_view query, std::string_view name, int64_t min, int64
   return {};
 }
 
-// Shared between a long-poll's close watcher and the shard: touched only on the shard.
-struct WaiterHandle {
-  uint64_t id = 0;
-};
-
-std::function<void()> CancelOnClose(Shard& shard, std::shared_ptr<WaiterHandle> handle) {
-  return [&shard, handle] {
-    boost::asio::post(shard.io(), [&shard, handle] {
-      if (handle->id != 0) shard.engine().CancelWaiter(handle->id);
-      shard.AfterCommand();
-    });
+// Cancels a parked wait when the client goes away (on the connection's thread).
+std::function<void()> CancelOnClose(TaskService::WaitSlot slot) {
+  return [slot] {
+    if (*slot) (*slot)->Cancel();
   };
+}
+
+HttpResponse OutcomeResponse(const Error& error, std::string body, int status = 200) {
+  if (!error.ok()) return ErrorResponse(error);
+  return JsonResponse(status, std::move(body));
 }
 
 }  // namespace
 
-Api::Api(ShardSet& shards, const Limits& limits)
-    : shards_(shards), limits_(limits), http_metrics_(shards.size()) {}
+Api::Api(TaskService& service, const Limits& limits, size_t threads)
+    : service_(service), limits_(limits), http_metrics_(threads) {}
 
 awaitable<HttpResponse> Api::Handle(HttpRequest& request, Connection& connection) {
   Route route = Route::kOther;
@@ -212,12 +206,7 @@ awaitable<HttpResponse> Api::AddTask(HttpRequest& request) {
   if (auto e = DecodeAddTaskBody(request.body, limits_, specs[0]); !e.ok()) {
     co_return ErrorResponse(e);
   }
-  constexpr std::string_view kQueue = "default";
-  auto command = [specs = std::move(specs), kQueue](Shard& shard,
-                                                    Completion<EnqueueResult> done) mutable {
-    ReplyWhenDurable(shard, shard.engine().Enqueue(kQueue, std::move(specs)), std::move(done));
-  };
-  auto result = co_await CallShard<EnqueueResult>(shards_.ForQueue(kQueue), std::move(command));
+  auto result = co_await service_.Enqueue("default", std::move(specs));
   if (!result.error.ok()) co_return ErrorResponse(result.error);
   std::string body;
   JsonWriter(body)
@@ -233,11 +222,7 @@ awaitable<HttpResponse> Api::Enqueue(std::string_view queue, HttpRequest& reques
   if (auto e = DecodeEnqueueBody(request.body, limits_, decoded); !e.ok()) {
     co_return ErrorResponse(e);
   }
-  auto command = [specs = std::move(decoded.specs), queue = std::string(queue)](
-                     Shard& shard, Completion<EnqueueResult> done) mutable {
-    ReplyWhenDurable(shard, shard.engine().Enqueue(queue, std::move(specs)), std::move(done));
-  };
-  auto result = co_await CallShard<EnqueueResult>(shards_.ForQueue(queue), std::move(command));
+  auto result = co_await service_.Enqueue(std::string(queue), std::move(decoded.specs));
   if (!result.error.ok()) co_return ErrorResponse(result.error);
   std::string body;
   JsonWriter w(body);
@@ -260,24 +245,19 @@ awaitable<HttpResponse> Api::Enqueue(std::string_view queue, HttpRequest& reques
 
 awaitable<HttpResponse> Api::Lease(std::string_view queue, HttpRequest& request,
                                    Connection& connection) {
-  LeaseRequest lease;
-  if (auto e = DecodeLeaseBody(request.body, limits_, lease); !e.ok()) co_return ErrorResponse(e);
-  Shard& shard = shards_.ForQueue(queue);
-  auto handle = std::make_shared<WaiterHandle>();
-  if (lease.wait_ms > 0) connection.WatchForClose(CancelOnClose(shard, handle));
-  auto command = [lease = std::move(lease), queue = std::string(queue), handle](
-                     Shard& s, Completion<LeaseResult> done) mutable {
-    s.engine().Lease(queue, std::move(lease), std::move(done), &handle->id);
-  };
-  auto result = co_await CallShard<LeaseResult>(shard, std::move(command));
+  LeaseCommand command;
+  if (auto e = DecodeLeaseBody(request.body, limits_, command.request); !e.ok()) {
+    co_return ErrorResponse(e);
+  }
+  command.queues.emplace_back(queue);
+  auto slot = std::make_shared<std::shared_ptr<WaitHandle>>();
+  if (command.request.wait_ms > 0) connection.WatchForClose(CancelOnClose(slot));
+  LeaseResult result = co_await service_.Lease(std::move(command), slot);
   if (!result.error.ok()) co_return ErrorResponse(result.error);
-  HttpResponse response = JsonResponse(200, std::move(result.body));
+  HttpResponse response = JsonResponse(200, LeaseAnswerJson(result));
   if (!result.granted.empty()) {
-    response.on_undelivered = [&shard, granted = std::move(result.granted)] {
-      boost::asio::post(shard.io(), [&shard, granted] {
-        shard.engine().ReleaseUndelivered(granted);
-        shard.AfterCommand();
-      });
+    response.on_undelivered = [this, granted = std::move(result.granted)]() mutable {
+      service_.ReleaseUndelivered(std::move(granted));
     };
   }
   co_return response;
@@ -286,34 +266,25 @@ awaitable<HttpResponse> Api::Lease(std::string_view queue, HttpRequest& request,
 awaitable<HttpResponse> Api::Ack(uint64_t id, HttpRequest& request) {
   AckCall call;
   if (auto e = DecodeAckBody(request.body, limits_, call); !e.ok()) co_return ErrorResponse(e);
-  auto command = [id, call = std::move(call)](Shard& s, Completion<Reply> done) mutable {
-    Reply r = s.engine().Ack(id, call.token, std::move(call.result));
-    ReplyWhenDurable(s, std::move(r), std::move(done));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
-  co_return ReplyResponse(reply);
+  call.id = id;
+  auto out = co_await service_.Ack(std::move(call));
+  co_return OutcomeResponse(out.error, out.error.ok() ? IdStateJson(out.value) : "");
 }
 
 awaitable<HttpResponse> Api::Nack(uint64_t id, HttpRequest& request) {
   NackCall call;
   if (auto e = DecodeNackBody(request.body, limits_, call); !e.ok()) co_return ErrorResponse(e);
-  auto command = [id, call = std::move(call)](Shard& s, Completion<Reply> done) mutable {
-    Reply r = s.engine().Nack(id, call.token, call.message, call.retry_in_ms, call.dead);
-    ReplyWhenDurable(s, std::move(r), std::move(done));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
-  co_return ReplyResponse(reply);
+  auto out = co_await service_.Nack(id, std::move(call));
+  co_return OutcomeResponse(out.error, out.error.ok() ? IdStateJson(out.value) : "");
 }
 
 awaitable<HttpResponse> Api::Extend(uint64_t id, HttpRequest& request) {
   ExtendCall call;
   if (auto e = DecodeExtendBody(request.body, limits_, call); !e.ok()) co_return ErrorResponse(e);
-  // An extend need not wait for fsync (SPEC.md, Durability).
-  auto command = [id, call = std::move(call)](Shard& s, Completion<Reply> done) mutable {
-    done(s.engine().Extend(id, call.token, call.lease_ms, std::move(call.progress)));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
-  co_return ReplyResponse(reply);
+  auto out = co_await service_.Extend(id, std::move(call));
+  std::string body;
+  if (out.error.ok()) JsonWriter(body).BeginObject().Field("expires_at", out.value).EndObject();
+  co_return OutcomeResponse(out.error, std::move(body));
 }
 
 awaitable<HttpResponse> Api::BatchAck(HttpRequest& request) {
@@ -321,46 +292,15 @@ awaitable<HttpResponse> Api::BatchAck(HttpRequest& request) {
   if (auto e = DecodeBatchAckBody(request.body, limits_, calls); !e.ok()) {
     co_return ErrorResponse(e);
   }
-  // One command per owning shard, all sent at once and awaited once; the answers are put
-  // back in request order.
-  std::map<size_t, std::vector<size_t>> by_shard;
-  for (size_t i = 0; i < calls.size(); ++i) {
-    by_shard[shards_.ForTask(calls[i].id).index()].push_back(i);
-  }
-  using Errors = std::vector<Error>;
-  using Command = std::function<void(Shard&, Completion<Errors>)>;
-  std::vector<std::pair<Shard*, Command>> commands;
-  for (auto& [shard_index, positions] : by_shard) {
-    std::vector<AckCall> subset;
-    for (size_t i : positions) subset.push_back(std::move(calls[i]));
-    Command command = [subset = std::move(subset)](Shard& s, Completion<Errors> done) mutable {
-      Errors errors;
-      for (AckCall& call : subset) {
-        errors.push_back(s.engine().Ack(call.id, call.token, std::move(call.result)).error);
-      }
-      s.journal().WhenDurable([errors = std::move(errors), done](Error e) mutable {
-        if (!e.ok()) {
-          for (Error& err : errors) {
-            if (err.ok()) err = Error{e.code, e.message};
-          }
-        }
-        done(std::move(errors));
-      });
-    };
-    commands.emplace_back(&shards_.at(shard_index), std::move(command));
-  }
-  std::vector<Errors> answers = co_await CallShards<Errors>(std::move(commands));
-  std::vector<Error> outcomes(calls.size());
-  size_t k = 0;
-  for (auto& [shard_index, positions] : by_shard) {
-    for (size_t j = 0; j < positions.size(); ++j) outcomes[positions[j]] = std::move(answers[k][j]);
-    ++k;
-  }
+  std::vector<uint64_t> ids;
+  ids.reserve(calls.size());
+  for (const AckCall& c : calls) ids.push_back(c.id);
+  std::vector<Error> outcomes = co_await service_.AckMany(std::move(calls));
   std::string body;
   JsonWriter w(body);
   w.BeginObject().Key("results").BeginArray();
-  for (size_t i = 0; i < calls.size(); ++i) {
-    w.BeginObject().Field("id", calls[i].id);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    w.BeginObject().Field("id", ids[i]);
     if (outcomes[i].ok()) {
       w.Field("ok", true);
     } else {
@@ -382,60 +322,33 @@ awaitable<HttpResponse> Api::GetTask(uint64_t id, std::string_view query, Connec
   if (auto e = QueryInt(query, "wait_ms", 0, limits_.max_wait_ms, wait_ms); !e.ok()) {
     co_return ErrorResponse(e);
   }
-  Shard& shard = shards_.ForTask(id);
-  auto handle = std::make_shared<WaiterHandle>();
-  if (wait_ms > 0) connection.WatchForClose(CancelOnClose(shard, handle));
-  auto command = [id, wait_ms, handle](Shard& s, Completion<Reply> done) {
-    s.engine().WaitTask(id, wait_ms, std::move(done), &handle->id);
-  };
-  auto reply = co_await CallShard<Reply>(shard, std::move(command));
-  co_return ReplyResponse(reply);
+  auto slot = std::make_shared<std::shared_ptr<WaitHandle>>();
+  if (wait_ms > 0) connection.WatchForClose(CancelOnClose(slot));
+  auto out = co_await service_.Get(id, wait_ms, slot);
+  std::string body;
+  if (out.error.ok()) AppendTaskJson(body, out.value);
+  co_return OutcomeResponse(out.error, std::move(body));
 }
 
 awaitable<HttpResponse> Api::Cancel(uint64_t id) {
-  auto command = [id](Shard& s, Completion<Reply> done) {
-    Reply r = s.engine().Cancel(id);
-    ReplyWhenDurable(s, std::move(r), std::move(done));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
-  co_return ReplyResponse(reply);
+  auto out = co_await service_.Cancel(id);
+  co_return OutcomeResponse(out.error, out.error.ok() ? IdStateJson(out.value) : "");
 }
 
 awaitable<HttpResponse> Api::Retry(uint64_t id) {
-  auto command = [id](Shard& s, Completion<Reply> done) {
-    Reply r = s.engine().Retry(id);
-    ReplyWhenDurable(s, std::move(r), std::move(done));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForTask(id), std::move(command));
-  co_return ReplyResponse(reply);
-}
-
-awaitable<std::vector<QueueSnapshot>> Api::GatherSnapshots() {
-  std::vector<QueueSnapshot> all;
-  for (size_t i = 0; i < shards_.size(); ++i) {
-    auto command = [](Shard& s, Completion<std::vector<QueueSnapshot>> done) {
-      s.engine().Tick();
-      done(s.engine().Snapshot());
-    };
-    auto part = co_await CallShard<std::vector<QueueSnapshot>>(shards_.at(i), std::move(command));
-    for (auto& q : part) all.push_back(std::move(q));
-  }
-  co_return all;
+  auto out = co_await service_.Retry(id);
+  co_return OutcomeResponse(out.error, out.error.ok() ? IdStateJson(out.value) : "");
 }
 
 // 200 while serving (SPEC.md); "degraded" while storage refuses changes.
 awaitable<HttpResponse> Api::Healthz() {
-  bool writable = true;
-  for (size_t i = 0; i < shards_.size(); ++i) {
-    auto command = [](Shard& s, Completion<bool> done) { done(s.journal().writable()); };
-    writable = co_await CallShard<bool>(shards_.at(i), std::move(command)) && writable;
-  }
+  const bool writable = co_await service_.StorageWritable();
   co_return JsonResponse(
       200, writable ? R"({"status":"ok"})" : R"({"status":"degraded","storage":"failing"})");
 }
 
 awaitable<HttpResponse> Api::ListQueues() {
-  std::vector<QueueSnapshot> all = co_await GatherSnapshots();
+  std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
   std::sort(all.begin(), all.end(),
             [](const QueueSnapshot& a, const QueueSnapshot& b) { return a.name < b.name; });
   std::string body = "{\"queues\":[";
@@ -448,11 +361,10 @@ awaitable<HttpResponse> Api::ListQueues() {
 }
 
 awaitable<HttpResponse> Api::GetQueue(std::string_view queue) {
-  auto command = [queue = std::string(queue)](Shard& s, Completion<Reply> done) {
-    done(s.engine().QueueStatsJson(queue));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForQueue(queue), std::move(command));
-  co_return ReplyResponse(reply);
+  QueueSnapshot stats = co_await service_.QueueStats(std::string(queue));
+  std::string body;
+  AppendQueueStatsJson(body, stats);
+  co_return JsonResponse(200, std::move(body));
 }
 
 awaitable<HttpResponse> Api::PutQueue(std::string_view queue, HttpRequest& request) {
@@ -460,11 +372,10 @@ awaitable<HttpResponse> Api::PutQueue(std::string_view queue, HttpRequest& reque
   if (auto e = DecodeQueueConfigPatch(request.body, limits_, patch); !e.ok()) {
     co_return ErrorResponse(e);
   }
-  auto command = [queue = std::string(queue), patch](Shard& s, Completion<Reply> done) {
-    ReplyWhenDurable(s, s.engine().ConfigureQueue(queue, patch), std::move(done));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForQueue(queue), std::move(command));
-  co_return ReplyResponse(reply);
+  auto out = co_await service_.Configure(std::string(queue), patch);
+  std::string body;
+  if (out.error.ok()) AppendQueueConfigJson(body, out.value);
+  co_return OutcomeResponse(out.error, std::move(body));
 }
 
 awaitable<HttpResponse> Api::ListTasks(std::string_view queue, std::string_view query) {
@@ -481,22 +392,17 @@ awaitable<HttpResponse> Api::ListTasks(std::string_view queue, std::string_view 
   int64_t after = 0;
   if (auto e = QueryInt(query, "limit", 1, 1000, limit); !e.ok()) co_return ErrorResponse(e);
   if (auto e = QueryInt(query, "after", 0, INT64_MAX, after); !e.ok()) co_return ErrorResponse(e);
-  auto command = [queue = std::string(queue), state, limit, after](Shard& s,
-                                                                   Completion<Reply> done) {
-    done(s.engine().ListTasks(queue, state, static_cast<size_t>(limit),
-                              static_cast<uint64_t>(after)));
-  };
-  auto reply = co_await CallShard<Reply>(shards_.ForQueue(queue), std::move(command));
-  co_return ReplyResponse(reply);
+  auto out = co_await service_.List(std::string(queue), state, static_cast<size_t>(limit),
+                                    static_cast<uint64_t>(after));
+  co_return OutcomeResponse(out.error, out.error.ok() ? TaskPageJson(out.value) : "");
 }
 
 awaitable<HttpResponse> Api::Metrics() {
-  std::vector<QueueSnapshot> all = co_await GatherSnapshots();
-  ServerWide& shared = shards_.shared();
-  ServerGauges gauges{shared.live_tasks.used(), shared.waiters.used(),
-                      shared.rss_bytes.load(std::memory_order_relaxed)};
+  std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
+  ServiceGauges g = service_.Gauges();
   HttpResponse response = JsonResponse(
-      200, RenderMetricsPage(std::move(all), limits_.max_metrics_queues, gauges, http_metrics_));
+      200, RenderMetricsPage(std::move(all), limits_.max_metrics_queues,
+                             ServerGauges{g.live_tasks, g.waiters, g.rss_bytes}, http_metrics_));
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   co_return response;
 }

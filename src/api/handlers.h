@@ -1,14 +1,15 @@
 // Api: the HTTP API of SPEC.md. Each handler decodes the request (on the connection's
-// thread), runs one engine command on the shard that owns the queue or task (CallShard),
-// and encodes the answer; no business logic lives here. Domain errors become HTTP status
-// through the one table in common/error.h. Shared by all I/O threads; holds no mutable
-// state of its own besides the per-thread HTTP counters.
+// thread), runs one TaskService command, and encodes the answer as JSON; no business logic
+// lives here. Domain errors become HTTP status through the one table in common/error.h.
+// Shared by all I/O threads; holds no mutable state of its own besides the per-thread
+// HTTP counters.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 
 #include "common/limits.h"
-#include "engine/shard_set.h"
+#include "engine/shard_set.h"  // CurrentIoThread
+#include "engine/task_service.h"
 #include "http/http_metrics.h"
 #include "http/message.h"
 #include "http/route.h"
@@ -17,7 +18,7 @@ namespace conveyor {
 
 class Api {
  public:
-  Api(ShardSet& shards, const Limits& limits);
+  Api(TaskService& service, const Limits& limits, size_t threads);
 
   boost::asio::awaitable<HttpResponse> Handle(HttpRequest& request, Connection& connection);
   HttpMetrics& http_metrics() { return http_metrics_; }
@@ -43,9 +44,8 @@ class Api {
   Awaitable ListTasks(std::string_view queue, std::string_view query);
   Awaitable Metrics();
   Awaitable Healthz();
-  boost::asio::awaitable<std::vector<QueueSnapshot>> GatherSnapshots();
 
-  ShardSet& shards_;
+  TaskService& service_;
   const Limits& limits_;
   HttpMetrics http_metrics_;
 };

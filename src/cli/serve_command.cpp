@@ -18,6 +18,7 @@
 #include "api/handlers.h"
 #include "cli/commands.h"
 #include "common/clock.h"
+#include "engine/local_task_service.h"
 #include "engine/shard_set.h"
 #include "http/server.h"
 #include "storage/data_dir.h"
@@ -204,7 +205,8 @@ int RunServe(ServeOptions& options) {
           });
     }
   }
-  Api api(shards, options.limits);
+  LocalTaskService service(shards);
+  Api api(service, options.limits, shards.size());
   HttpServer server(shards, options.limits, [&api](HttpRequest& request, Connection& connection) {
     return api.Handle(request, connection);
   });

@@ -5,10 +5,8 @@
 
 #include <algorithm>
 
-#include "common/json_writer.h"
 #include "common/task_id.h"
 #include "engine/backoff.h"
-#include "engine/task_json.h"
 
 namespace conveyor {
 namespace {
@@ -26,10 +24,6 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
 Engine::Engine(const Clock& clock, Journal& journal, ServerWide& shared, const Limits& limits,
                uint64_t seed)
     : clock_(clock), journal_(journal), shared_(shared), limits_(limits), random_(seed) {}
-
-Reply Engine::Fail(ErrorCode code, std::string message) {
-  return Reply{Error{code, std::move(message)}, {}};
-}
 
 Error Engine::StorageDown() {
   return Error{ErrorCode::kStorageUnavailable,
@@ -159,6 +153,7 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   t.id = MakeTaskId(sequence, SlotOfQueue(queue.name()));
   t.queue = &queue;
   t.payload = spec.payload;
+  t.payload_kind = spec.payload_kind;
   t.priority = spec.priority;
   t.max_attempts = spec.max_attempts.value_or(queue.config().max_attempts);
   t.created_at = now;
@@ -234,58 +229,48 @@ EnqueueResult Engine::Enqueue(std::string_view queue_name, std::vector<TaskSpec>
 
 // ---- ack / nack / extend ---------------------------------------------------------------
 
-Reply Engine::IdState(const Task& task) const {
-  Reply reply;
-  JsonWriter w(reply.body);
-  w.BeginObject().Field("id", task.id).Field("state", TaskStateName(task.state)).EndObject();
-  return reply;
-}
-
-Reply Engine::TaskReply(const Task& task) const {
-  Reply reply;
-  AppendTaskJson(reply.body, task, /*with_token=*/false);
-  return reply;
-}
-
 namespace {
 
-Reply LeaseMismatch(const Task& task) {
+template <typename T>
+Outcome<T> LeaseMismatch(const Task& task) {
   std::string message = task.state == TaskState::kLeased
                             ? "the lease token is not the current lease of this task"
                             : "the task is not leased (its lease expired or it was finished)";
-  return Reply{Error{ErrorCode::kLeaseMismatch, std::move(message)}, {}};
+  return Outcome<T>{Error{ErrorCode::kLeaseMismatch, std::move(message)}, {}};
 }
+
+constexpr const char* kNoTask = "no task with this id";
 
 }  // namespace
 
-Reply Engine::Ack(uint64_t id, std::string_view token, std::string result) {
+Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string result) {
   Tick();
-  if (!journal_.writable()) return Reply{StorageDown(), {}};
+  if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
+  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
   if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token == token) {
-    return IdState(*task);  // a repeated ack: harmless
+    return IdStateOf(*task);  // a repeated ack: harmless
   }
   if (task->state != TaskState::kLeased || task->lease_token != token) {
-    return LeaseMismatch(*task);
+    return LeaseMismatch<IdState>(*task);
   }
   task->result = std::move(result);
   task->queue->totals().acked++;
   SetState(*task, TaskState::kSucceeded, Now());
   journal_.TaskChanged(*task);
   ServeWaiters();
-  return IdState(*task);
+  return IdStateOf(*task);
 }
 
-Reply Engine::Nack(uint64_t id, std::string_view token, std::string_view message,
-                   std::optional<int64_t> retry_in_ms, bool dead) {
+Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_view message,
+                              std::optional<int64_t> retry_in_ms, bool dead) {
   Tick();
-  if (!journal_.writable()) return Reply{StorageDown(), {}};
+  if (!journal_.writable()) return {StorageDown(), {}};
   const int64_t now = Now();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
+  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
   if (task->state != TaskState::kLeased || task->lease_token != token) {
-    return LeaseMismatch(*task);
+    return LeaseMismatch<IdState>(*task);
   }
   task->queue->totals().nacked++;
   AddError(*task, now, message);
@@ -302,53 +287,52 @@ Reply Engine::Nack(uint64_t id, std::string_view token, std::string_view message
   }
   journal_.TaskChanged(*task);
   ServeWaiters();
-  return IdState(*task);
+  return IdStateOf(*task);
 }
 
-Reply Engine::Extend(uint64_t id, std::string_view token, std::optional<int64_t> lease_ms,
-                     std::string progress) {
+Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
+                                std::optional<int64_t> lease_ms, std::string progress) {
   Tick();
-  if (!journal_.writable()) return Reply{StorageDown(), {}};
+  if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
+  if (task == nullptr) return Fail<int64_t>(ErrorCode::kNotFound, kNoTask);
   if (task->state != TaskState::kLeased || task->lease_token != token) {
-    return LeaseMismatch(*task);
+    return LeaseMismatch<int64_t>(*task);
   }
   task->lease_expires_at = SaturatingAdd(Now(), EffectiveLeaseMs(*task, lease_ms.value_or(0)));
   if (!progress.empty()) task->progress = std::move(progress);
   Rearm(*task);
   journal_.TaskChanged(*task);
-  Reply reply;
-  JsonWriter(reply.body).BeginObject().Field("expires_at", task->lease_expires_at).EndObject();
-  return reply;
+  return Ok(task->lease_expires_at);
 }
 
 // ---- cancel / retry / get --------------------------------------------------------------
 
-Reply Engine::Cancel(uint64_t id) {
+Outcome<IdState> Engine::Cancel(uint64_t id) {
   Tick();
-  if (!journal_.writable()) return Reply{StorageDown(), {}};
+  if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
+  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
   if (task->state != TaskState::kScheduled && task->state != TaskState::kReady) {
-    return Fail(ErrorCode::kInvalidState,
-                std::string("only a scheduled or ready task can be canceled; this one is ") +
-                    std::string(TaskStateName(task->state)));
+    return Fail<IdState>(
+        ErrorCode::kInvalidState,
+        std::string("only a scheduled or ready task can be canceled; this one is ") +
+            std::string(TaskStateName(task->state)));
   }
   SetState(*task, TaskState::kCanceled, Now());
   journal_.TaskChanged(*task);
-  return IdState(*task);
+  return IdStateOf(*task);
 }
 
-Reply Engine::Retry(uint64_t id) {
+Outcome<IdState> Engine::Retry(uint64_t id) {
   Tick();
-  if (!journal_.writable()) return Reply{StorageDown(), {}};
+  if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
+  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
   if (task->state != TaskState::kDead) {
-    return Fail(ErrorCode::kInvalidState,
-                std::string("only a dead task can be retried; this one is ") +
-                    std::string(TaskStateName(task->state)));
+    return Fail<IdState>(ErrorCode::kInvalidState,
+                         std::string("only a dead task can be retried; this one is ") +
+                             std::string(TaskStateName(task->state)));
   }
   task->attempts = 0;
   task->dead_reason = DeadReason::kNone;
@@ -356,70 +340,53 @@ Reply Engine::Retry(uint64_t id) {
   SetState(*task, TaskState::kReady, Now());
   journal_.TaskChanged(*task);
   ServeWaiters();
-  return IdState(*task);
+  return IdStateOf(*task);
 }
 
-Reply Engine::GetTask(uint64_t id) {
+Outcome<TaskView> Engine::GetTask(uint64_t id) {
   Tick();
   Task* task = FindTask(id);
-  if (task == nullptr) return Fail(ErrorCode::kNotFound, "no task with this id");
-  return TaskReply(*task);
+  if (task == nullptr) return Fail<TaskView>(ErrorCode::kNotFound, kNoTask);
+  return Ok(ViewOf(*task, /*with_token=*/false));
 }
 
 // ---- queues ----------------------------------------------------------------------------
 
-Reply Engine::ListTasks(std::string_view queue_name, std::optional<TaskState> state, size_t limit,
-                        uint64_t after) {
+Outcome<TaskPage> Engine::ListTasks(std::string_view queue_name, std::optional<TaskState> state,
+                                    size_t limit, uint64_t after) {
   Tick();
-  Reply reply;
-  JsonWriter w(reply.body);
-  w.BeginObject().Key("tasks").BeginArray();
-  std::optional<uint64_t> next_after;
-  bool truncated = false;
-  if (Queue* queue = FindQueue(queue_name)) {
-    const auto& ids = state ? queue->ids_in(*state) : queue->all_ids();
-    size_t n = 0;
-    size_t bytes = 0;
-    for (auto it = ids.upper_bound(after); it != ids.end(); ++it) {
-      const Task& task = *FindTask(*it);
-      const size_t cost = AnswerBytes(task);
-      truncated = n > 0 && bytes + cost > limits_.max_response_bytes;
-      if (n == limit || truncated) {
-        next_after = *std::prev(it);
-        break;
-      }
-      bytes += cost;
-      if (n > 0) reply.body.push_back(',');
-      AppendTaskJson(reply.body, task, /*with_token=*/false);
-      ++n;
+  Outcome<TaskPage> out;
+  TaskPage& page = out.value;
+  Queue* queue = FindQueue(queue_name);
+  if (queue == nullptr) return out;
+  const auto& ids = state ? queue->ids_in(*state) : queue->all_ids();
+  size_t bytes = 0;
+  for (auto it = ids.upper_bound(after); it != ids.end(); ++it) {
+    const Task& task = *FindTask(*it);
+    const size_t cost = AnswerBytes(task);
+    page.truncated = !page.tasks.empty() && bytes + cost > limits_.max_response_bytes;
+    if (page.tasks.size() == limit || page.truncated) {
+      page.next_after = *std::prev(it);
+      break;
     }
+    bytes += cost;
+    page.tasks.push_back(ViewOf(task, /*with_token=*/false));
   }
-  reply.body += "]";
-  if (next_after) {
-    reply.body += ",\"next_after\":" + std::to_string(*next_after);
-  } else {
-    reply.body += ",\"next_after\":null";
-  }
-  reply.body += truncated ? ",\"truncated\":true}" : "}";
-  return reply;
+  return out;
 }
 
-Reply Engine::QueueStatsJson(std::string_view queue_name) {
+QueueSnapshot Engine::QueueStats(std::string_view queue_name) {
   Tick();
-  Reply reply;
-  if (Queue* queue = FindQueue(queue_name)) {
-    AppendQueueStatsJson(reply.body, SnapshotOf(*queue));
-  } else {
-    AppendQueueStatsJson(reply.body, SnapshotOf(Queue(std::string(queue_name))));
-  }
-  return reply;
+  if (Queue* queue = FindQueue(queue_name)) return SnapshotOf(*queue);
+  return SnapshotOf(Queue(std::string(queue_name)));
 }
 
-Reply Engine::ConfigureQueue(std::string_view queue_name, const QueueConfigPatch& patch) {
+Outcome<QueueConfig> Engine::ConfigureQueue(std::string_view queue_name,
+                                            const QueueConfigPatch& patch) {
   Tick();
-  if (!journal_.writable()) return Reply{StorageDown(), {}};
+  if (!journal_.writable()) return {StorageDown(), {}};
   if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
-    return Reply{TooManyQueues(), {}};
+    return {TooManyQueues(), {}};
   }
   Queue& queue = GetOrCreateQueue(queue_name);
   const int64_t old_retention = queue.config().retention_ms;
@@ -434,10 +401,9 @@ Reply Engine::ConfigureQueue(std::string_view queue_name, const QueueConfigPatch
   }
   if (!queue.config().paused && !queue.ready().empty()) MarkReady(queue);
   ServeWaiters();
-  Reply reply;
-  AppendQueueConfigJson(reply.body, queue.config());
+  Outcome<QueueConfig> out = Ok(queue.config());
   MaybeForget(queue);
-  return reply;
+  return out;
 }
 
 // ---- recovery ---------------------------------------------------------------------------

@@ -29,12 +29,14 @@
 #include "engine/queue_stats.h"
 #include "engine/server_wide.h"
 #include "engine/task.h"
+#include "engine/task_view.h"
 
 namespace conveyor {
 
 // A validated task spec (the API layer checked types and ranges).
 struct TaskSpec {
-  std::string payload = "null";  // raw JSON
+  std::string payload = "null";  // bytes of payload_kind
+  PayloadKind payload_kind = PayloadKind::kJson;
   int32_t priority = 0;
   std::optional<int64_t> delay_ms;
   std::optional<int64_t> run_at;
@@ -62,6 +64,13 @@ struct LeaseRequest {
   std::string worker;
 };
 
+// Shared by the waits of one lease spread over several shards (a multi-queue lease whose
+// queues live on different shards): the first shard to take a task for it sets `taken`,
+// and every other shard then answers its wait empty without leasing. Any thread.
+struct LeaseClaim {
+  std::atomic<bool> taken{false};
+};
+
 struct LeaseGrant {
   uint64_t id = 0;
   std::string token;
@@ -69,15 +78,9 @@ struct LeaseGrant {
 
 struct LeaseResult {
   Error error;
-  std::string body;                 // {"tasks":[...]}
+  std::vector<TaskView> tasks;      // leased, each with its token
   std::vector<LeaseGrant> granted;  // to hand back if the answer cannot be delivered
   bool truncated = false;           // stopped at --max-response-bytes
-};
-
-// The answer to a single-task or queue call: an error, or the JSON body of success.
-struct Reply {
-  Error error;
-  std::string body;
 };
 
 class Engine {
@@ -92,22 +95,33 @@ class Engine {
   // done is called exactly once, possibly before Lease returns.
   void Lease(std::string_view queue, LeaseRequest request, std::function<void(LeaseResult)> done,
              uint64_t* waiter_id = nullptr);
-  Reply Ack(uint64_t id, std::string_view token, std::string result);
-  Reply Nack(uint64_t id, std::string_view token, std::string_view message,
-             std::optional<int64_t> retry_in_ms, bool dead);
-  Reply Extend(uint64_t id, std::string_view token, std::optional<int64_t> lease_ms,
-               std::string progress);
-  Reply Cancel(uint64_t id);
-  Reply Retry(uint64_t id);
-  Reply GetTask(uint64_t id);
+  // The same over several queues of this shard: the most urgent ready tasks among them,
+  // or one wait parked on all of them that the first task to come takes. With a claim,
+  // nothing is leased once another shard has taken the claim.
+  void LeaseAny(const std::vector<std::string>& queues, LeaseRequest request,
+                std::function<void(LeaseResult)> done, uint64_t* waiter_id = nullptr,
+                std::shared_ptr<LeaseClaim> claim = nullptr);
+  // The lease order key of the most urgent ready task among `queues`, if any (to pick
+  // the shard to lease from when a multi-queue lease spans shards).
+  std::optional<ReadyKey> BestReady(const std::vector<std::string>& queues);
+  Outcome<IdState> Ack(uint64_t id, std::string_view token, std::string result);
+  Outcome<IdState> Nack(uint64_t id, std::string_view token, std::string_view message,
+                        std::optional<int64_t> retry_in_ms, bool dead);
+  // The new expiry (epoch ms).
+  Outcome<int64_t> Extend(uint64_t id, std::string_view token, std::optional<int64_t> lease_ms,
+                          std::string progress);
+  Outcome<IdState> Cancel(uint64_t id);
+  Outcome<IdState> Retry(uint64_t id);
+  Outcome<TaskView> GetTask(uint64_t id);
   // Answers when the task reaches a final state or wait_ms passes (its state then).
-  void WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Reply)> done,
+  void WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Outcome<TaskView>)> done,
                 uint64_t* waiter_id = nullptr);
-  Reply ListTasks(std::string_view queue, std::optional<TaskState> state, size_t limit,
-                  uint64_t after);
+  Outcome<TaskPage> ListTasks(std::string_view queue, std::optional<TaskState> state, size_t limit,
+                              uint64_t after);
   // Stats of one queue; a queue never used answers zero counts and the default config.
-  Reply QueueStatsJson(std::string_view queue);
-  Reply ConfigureQueue(std::string_view queue, const QueueConfigPatch& patch);
+  QueueSnapshot QueueStats(std::string_view queue);
+  // The full config after merging.
+  Outcome<QueueConfig> ConfigureQueue(std::string_view queue, const QueueConfigPatch& patch);
   std::vector<QueueSnapshot> Snapshot() const;
 
   // Recovery: rebuild state from stored records, without journaling them. A recorded
@@ -143,7 +157,7 @@ class Engine {
   struct TaskWaiter {
     uint64_t task_id = 0;
     int64_t deadline = 0;
-    std::function<void(Reply)> done;
+    std::function<void(Outcome<TaskView>)> done;
   };
 
   Queue& GetOrCreateQueue(std::string_view name);
@@ -175,21 +189,36 @@ class Engine {
   void AddError(Task& task, int64_t now, std::string_view message);
   std::string NewToken();
 
+  // `bytes`: what the answer already holds (for --max-response-bytes).
   std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms, std::string_view worker,
-                              int64_t now, bool* truncated);
+                              int64_t now, bool* truncated, size_t bytes = 0);
+  static size_t LeasedBytes(const std::vector<Task*>& leased);
   LeaseResult BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) const;
   // About what a task's JSON costs in an answer, to keep answers within
   // --max-response-bytes before they are built.
   static size_t AnswerBytes(const Task& task);
-  void ParkLeaseWaiter(Queue& queue, LeaseRequest request, std::function<void(LeaseResult)> done,
-                       uint64_t* waiter_id);
-  LeaseWaiter UnparkFront(Queue& queue);
+  struct LeaseWait {  // one parked lease, over one or more queues of this shard
+    uint32_t max = 1;
+    int64_t lease_ms = 0;
+    int64_t deadline = 0;
+    std::string worker;
+    std::function<void(LeaseResult)> done;
+    std::shared_ptr<LeaseClaim> claim;
+    std::vector<std::pair<Queue*, std::list<uint64_t>::iterator>> entries;
+  };
+  void ParkLeaseWait(const std::vector<Queue*>& queues, LeaseRequest request,
+                     std::function<void(LeaseResult)> done, uint64_t* waiter_id,
+                     std::shared_ptr<LeaseClaim> claim);
+  LeaseWait Unpark(uint64_t wait_id);
+  Queue* MostUrgent(const std::vector<Queue*>& queues);
   void MarkReady(Queue& queue);
   void ServeWaiters();
   void FinishTaskWaiters(const Task& task);
-  Reply TaskReply(const Task& task) const;
-  Reply IdState(const Task& task) const;
-  static Reply Fail(ErrorCode code, std::string message);
+  template <typename T>
+  static Outcome<T> Fail(ErrorCode code, std::string message) {
+    return Outcome<T>{Error{code, std::move(message)}, {}};
+  }
+  static Outcome<IdState> IdStateOf(const Task& task) { return Ok(IdState{task.id, task.state}); }
 
   const Clock& clock_;
   Journal& journal_;
@@ -210,7 +239,7 @@ class Engine {
   bool draining_ = false;  // due timers left for later (slice full, journal refusing)
 
   uint64_t next_waiter_id_ = 1;
-  absl::flat_hash_map<uint64_t, std::pair<Queue*, std::list<LeaseWaiter>::iterator>> lease_waiters_;
+  absl::flat_hash_map<uint64_t, LeaseWait> lease_waiters_;
   absl::flat_hash_map<uint64_t, TaskWaiter> task_waiters_;
   absl::flat_hash_map<uint64_t, std::vector<uint64_t>> task_waiters_by_task_;
   // (monotonic deadline, waiter id) for both kinds of waiters.

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "engine/engine.h"
-#include "engine/task_json.h"
 
 namespace conveyor {
 namespace {
@@ -28,11 +27,17 @@ size_t Engine::AnswerBytes(const Task& task) {
   return bytes;
 }
 
+size_t Engine::LeasedBytes(const std::vector<Task*>& leased) {
+  size_t bytes = 0;
+  for (const Task* t : leased) bytes += AnswerBytes(*t);
+  return bytes;
+}
+
 std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms,
-                                    std::string_view worker, int64_t now, bool* truncated) {
+                                    std::string_view worker, int64_t now, bool* truncated,
+                                    size_t bytes) {
   std::vector<Task*> leased;
   if (queue.config().paused) return leased;
-  size_t bytes = 0;
   while (leased.size() < max && !queue.ready().empty()) {
     Task& task = *FindTask(queue.ready().begin()->id);
     if (task.deadline <= now) {
@@ -41,7 +46,7 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
       continue;
     }
     const size_t cost = AnswerBytes(task);
-    if (!leased.empty() && bytes + cost > limits_.max_response_bytes) {
+    if ((bytes > 0 || !leased.empty()) && bytes + cost > limits_.max_response_bytes) {
       if (truncated != nullptr) *truncated = true;
       break;
     }
@@ -62,13 +67,11 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
 LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) const {
   LeaseResult result;
   result.truncated = truncated;
-  result.body = "{\"tasks\":[";
-  for (size_t i = 0; i < leased.size(); ++i) {
-    if (i > 0) result.body.push_back(',');
-    AppendTaskJson(result.body, *leased[i], /*with_token=*/true);
-    result.granted.push_back(LeaseGrant{leased[i]->id, leased[i]->lease_token});
+  result.tasks.reserve(leased.size());
+  for (const Task* task : leased) {
+    result.tasks.push_back(ViewOf(*task, /*with_token=*/true));
+    result.granted.push_back(LeaseGrant{task->id, task->lease_token});
   }
-  result.body += truncated ? "],\"truncated\":true}" : "]}";
   return result;
 }
 
@@ -79,64 +82,116 @@ void Engine::Drain() {
 
 void Engine::Lease(std::string_view queue_name, LeaseRequest request,
                    std::function<void(LeaseResult)> done, uint64_t* waiter_id) {
+  LeaseAny({std::string(queue_name)}, std::move(request), std::move(done), waiter_id);
+}
+
+Queue* Engine::MostUrgent(const std::vector<Queue*>& queues) {
+  Queue* best = nullptr;
+  for (Queue* q : queues) {
+    if (q == nullptr || q->config().paused || q->ready().empty()) continue;
+    if (best == nullptr || *q->ready().begin() < *best->ready().begin()) best = q;
+  }
+  return best;
+}
+
+std::optional<ReadyKey> Engine::BestReady(const std::vector<std::string>& queues) {
   Tick();
-  if (draining_) request.wait_ms = 0;
+  std::vector<Queue*> found;
+  for (const auto& name : queues) found.push_back(FindQueue(name));
+  Queue* best = MostUrgent(found);
+  if (best == nullptr) return std::nullopt;
+  return *best->ready().begin();
+}
+
+void Engine::LeaseAny(const std::vector<std::string>& queue_names, LeaseRequest request,
+                      std::function<void(LeaseResult)> done, uint64_t* waiter_id,
+                      std::shared_ptr<LeaseClaim> claim) {
+  Tick();
   if (!journal_.writable()) {
     LeaseResult refused;
     refused.error = StorageDown();
     done(std::move(refused));
     return;
   }
+  if (draining_) request.wait_ms = 0;
   const int64_t now = Now();
-  Queue* queue = FindQueue(queue_name);
-  if (queue != nullptr) {
-    bool truncated = false;
-    auto leased = LeaseNow(*queue, request.max, request.lease_ms, request.worker, now, &truncated);
-    if (!leased.empty() || request.wait_ms <= 0) {
-      done(BuildLeaseResult(leased, truncated));
-      return;
+  std::vector<Queue*> queues;
+  for (const auto& name : queue_names) queues.push_back(FindQueue(name));
+  // Tasks now: the most urgent among the queues, one at a time.
+  std::vector<Task*> leased;
+  bool truncated = false;
+  bool claimed = false;
+  while (leased.size() < request.max && !truncated) {
+    Queue* best = MostUrgent(queues);
+    if (best == nullptr) break;
+    if (claim && !claimed) {
+      if (claim->taken.exchange(true)) break;  // another shard won
+      claimed = true;
     }
-  } else if (request.wait_ms <= 0) {
-    done(BuildLeaseResult({}, false));
+    auto one = LeaseNow(*best, 1, request.lease_ms, request.worker, now, &truncated,
+                        leased.empty() ? 0 : LeasedBytes(leased));
+    if (one.empty() && !truncated) continue;  // expired ready tasks were removed; look again
+    leased.insert(leased.end(), one.begin(), one.end());
+  }
+  if (!leased.empty() || request.wait_ms <= 0 || (claim && claim->taken.load())) {
+    done(BuildLeaseResult(leased, truncated));
     return;
   }
-  if (queue == nullptr && queues_.size() >= limits_.max_queues) {
+  // A wait on a queue never used parks on a bare queue, which is not listed and is
+  // forgotten when the wait ends (a lease never creates a queue).
+  size_t missing = 0;
+  for (Queue* q : queues) missing += q == nullptr;
+  if (queues_.size() + missing > limits_.max_queues) {
     LeaseResult refused;
     refused.error = TooManyQueues();
     done(std::move(refused));
     return;
   }
-  // A wait on a queue never used parks on a bare queue, which is not listed and is
-  // forgotten when the wait ends (a lease never creates a queue).
-  Queue& q = queue != nullptr ? *queue : GetOrCreateQueue(queue_name);
-  ParkLeaseWaiter(q, std::move(request), std::move(done), waiter_id);
+  for (size_t i = 0; i < queues.size(); ++i) {
+    if (queues[i] == nullptr) queues[i] = &GetOrCreateQueue(queue_names[i]);
+  }
+  ParkLeaseWait(queues, std::move(request), std::move(done), waiter_id, std::move(claim));
 }
 
-void Engine::ParkLeaseWaiter(Queue& queue, LeaseRequest request,
-                             std::function<void(LeaseResult)> done, uint64_t* waiter_id) {
+void Engine::ParkLeaseWait(const std::vector<Queue*>& queues, LeaseRequest request,
+                           std::function<void(LeaseResult)> done, uint64_t* waiter_id,
+                           std::shared_ptr<LeaseClaim> claim) {
   if (!shared_.waiters.TryTake()) {
     LeaseResult busy;
     busy.error = TooManyWaiters();
     done(std::move(busy));
-    MaybeForget(queue);
+    for (Queue* q : queues) MaybeForget(*q);
     return;
   }
   const uint64_t id = next_waiter_id_++;
-  const int64_t deadline = SaturatingAdd(Mono(), request.wait_ms);
-  queue.waiters().push_back(LeaseWaiter{id, request.max, request.lease_ms, deadline,
-                                        std::move(request.worker), std::move(done)});
-  lease_waiters_.emplace(id, std::make_pair(&queue, std::prev(queue.waiters().end())));
-  waiter_deadlines_.insert({deadline, id});
+  LeaseWait wait;
+  wait.max = request.max;
+  wait.lease_ms = request.lease_ms;
+  wait.deadline = SaturatingAdd(Mono(), request.wait_ms);
+  wait.worker = std::move(request.worker);
+  wait.done = std::move(done);
+  wait.claim = std::move(claim);
+  for (Queue* q : queues) {
+    if (std::any_of(wait.entries.begin(), wait.entries.end(),
+                    [q](const auto& e) { return e.first == q; })) {
+      continue;  // the same queue named twice waits once
+    }
+    q->waiters().push_back(id);
+    wait.entries.emplace_back(q, std::prev(q->waiters().end()));
+  }
+  waiter_deadlines_.insert({wait.deadline, id});
+  lease_waiters_.emplace(id, std::move(wait));
   if (waiter_id != nullptr) *waiter_id = id;
 }
 
-LeaseWaiter Engine::UnparkFront(Queue& queue) {
-  LeaseWaiter waiter = std::move(queue.waiters().front());
-  queue.waiters().pop_front();
-  lease_waiters_.erase(waiter.id);
-  waiter_deadlines_.erase({waiter.deadline, waiter.id});
+Engine::LeaseWait Engine::Unpark(uint64_t wait_id) {
+  auto it = lease_waiters_.find(wait_id);
+  LeaseWait wait = std::move(it->second);
+  lease_waiters_.erase(it);
+  waiter_deadlines_.erase({wait.deadline, wait_id});
+  for (auto& [queue, pos] : wait.entries) queue->waiters().erase(pos);
   shared_.waiters.Give();
-  return waiter;
+  return wait;
 }
 
 void Engine::MarkReady(Queue& queue) {
@@ -150,27 +205,29 @@ void Engine::MarkReady(Queue& queue) {
 void Engine::ServeWaiters() {
   const int64_t now = Now();
   while (!queues_with_new_ready_.empty()) {
-    Queue& queue = *queues_with_new_ready_.back();
+    Queue* queue = queues_with_new_ready_.back();
     queues_with_new_ready_.pop_back();
-    while (!queue.waiters().empty() && !queue.ready().empty() && !queue.config().paused) {
-      LeaseWaiter waiter = UnparkFront(queue);
+    while (!queue->waiters().empty() && !queue->ready().empty() && !queue->config().paused) {
+      LeaseWait wait = Unpark(queue->waiters().front());
+      std::vector<Task*> leased;
       bool truncated = false;
-      auto leased = LeaseNow(queue, waiter.max, waiter.lease_ms, waiter.worker, now, &truncated);
-      waiter.done(BuildLeaseResult(leased, truncated));
+      // A wait spread over shards: only the first shard to take its claim leases.
+      if (!wait.claim || !wait.claim->taken.exchange(true)) {
+        leased = LeaseNow(*queue, wait.max, wait.lease_ms, wait.worker, now, &truncated);
+      }
+      wait.done(BuildLeaseResult(leased, truncated));
+      for (auto& [other, pos] : wait.entries) {
+        if (other != queue) MaybeForget(*other);
+      }
     }
   }
 }
 
 void Engine::CancelWaiter(uint64_t waiter_id) {
-  if (auto it = lease_waiters_.find(waiter_id); it != lease_waiters_.end()) {
-    auto [queue, pos] = it->second;
-    LeaseWaiter waiter = std::move(*pos);
-    queue->waiters().erase(pos);
-    lease_waiters_.erase(it);
-    waiter_deadlines_.erase({waiter.deadline, waiter.id});
-    shared_.waiters.Give();
-    waiter.done(BuildLeaseResult({}, false));
-    MaybeForget(*queue);
+  if (lease_waiters_.contains(waiter_id)) {
+    LeaseWait wait = Unpark(waiter_id);
+    wait.done(BuildLeaseResult({}, false));
+    for (auto& [queue, pos] : wait.entries) MaybeForget(*queue);
     return;
   }
   if (auto it = task_waiters_.find(waiter_id); it != task_waiters_.end()) {
@@ -181,9 +238,11 @@ void Engine::CancelWaiter(uint64_t waiter_id) {
     auto& list = task_waiters_by_task_[waiter.task_id];
     list.erase(std::remove(list.begin(), list.end(), waiter_id), list.end());
     if (list.empty()) task_waiters_by_task_.erase(waiter.task_id);
-    Task* task = FindTask(waiter.task_id);
-    waiter.done(task != nullptr ? TaskReply(*task)
-                                : Fail(ErrorCode::kNotFound, "no task with this id"));
+    if (Task* task = FindTask(waiter.task_id)) {
+      waiter.done(Ok(ViewOf(*task, false)));
+    } else {
+      waiter.done(Fail<TaskView>(ErrorCode::kNotFound, "no task with this id"));
+    }
   }
 }
 
@@ -202,21 +261,21 @@ void Engine::ReleaseUndelivered(const std::vector<LeaseGrant>& grants) {
   ServeWaiters();
 }
 
-void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Reply)> done,
+void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Outcome<TaskView>)> done,
                       uint64_t* waiter_id) {
   Tick();
   if (draining_) wait_ms = 0;
   Task* task = FindTask(id);
   if (task == nullptr) {
-    done(Fail(ErrorCode::kNotFound, "no task with this id"));
+    done(Fail<TaskView>(ErrorCode::kNotFound, "no task with this id"));
     return;
   }
   if (wait_ms <= 0 || IsFinished(task->state)) {
-    done(TaskReply(*task));
+    done(Ok(ViewOf(*task, false)));
     return;
   }
   if (!shared_.waiters.TryTake()) {
-    done(Reply{TooManyWaiters(), {}});
+    done(Outcome<TaskView>{TooManyWaiters(), {}});
     return;
   }
   const uint64_t wid = next_waiter_id_++;
@@ -239,7 +298,7 @@ void Engine::FinishTaskWaiters(const Task& task) {
     task_waiters_.erase(w);
     waiter_deadlines_.erase({waiter.deadline, wid});
     shared_.waiters.Give();
-    waiter.done(TaskReply(task));
+    waiter.done(Ok(ViewOf(task, false)));
   }
 }
 

@@ -43,17 +43,6 @@ struct QueueTotals {
 inline constexpr std::array<int64_t, 12> kWaitBucketsMs = {1,   5,    10,   50,    100,   250,
                                                            500, 1000, 5000, 10000, 60000, 300000};
 
-struct LeaseResult;
-
-struct LeaseWaiter {
-  uint64_t id = 0;
-  uint32_t max = 1;
-  int64_t lease_ms = 0;
-  int64_t deadline = 0;
-  std::string worker;
-  std::function<void(LeaseResult)> done;
-};
-
 class Queue {
  public:
   explicit Queue(std::string name) : name_(std::move(name)) {}
@@ -81,7 +70,8 @@ class Queue {
   const QueueTotals& totals() const { return totals_; }
 
   absl::flat_hash_map<std::string, uint64_t>& idempotency() { return idempotency_; }
-  std::list<LeaseWaiter>& waiters() { return waiters_; }
+  // Ids of the lease waits parked on this queue, oldest first (the Engine owns the waits).
+  std::list<uint64_t>& waiters() { return waiters_; }
 
   void RecordReadyWait(int64_t wait_ms);
   const std::array<uint64_t, kWaitBucketsMs.size() + 1>& wait_buckets() const {
@@ -100,7 +90,7 @@ class Queue {
   absl::btree_set<uint64_t> all_ids_;
   QueueTotals totals_;
   absl::flat_hash_map<std::string, uint64_t> idempotency_;
-  std::list<LeaseWaiter> waiters_;
+  std::list<uint64_t> waiters_;
   std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets_{};
   int64_t wait_sum_ms_ = 0;
   size_t unpublished_ = 0;

@@ -1,7 +1,5 @@
 #include "engine/queue_config.h"
 
-#include "common/json_writer.h"
-
 namespace conveyor {
 
 void QueueConfigPatch::ApplyTo(QueueConfig& config) const {
@@ -13,22 +11,6 @@ void QueueConfigPatch::ApplyTo(QueueConfig& config) const {
   if (backoff_jitter) config.backoff.jitter = *backoff_jitter;
   if (retention_ms) config.retention_ms = *retention_ms;
   if (paused) config.paused = *paused;
-}
-
-void AppendQueueConfigJson(std::string& out, const QueueConfig& config) {
-  JsonWriter w(out);
-  w.BeginObject();
-  w.Field("max_attempts", config.max_attempts);
-  w.Field("lease_ms", config.lease_ms);
-  w.Key("backoff").BeginObject();
-  w.Field("base_ms", config.backoff.base_ms);
-  w.Key("factor").Double(config.backoff.factor);
-  w.Field("max_ms", config.backoff.max_ms);
-  w.Field("jitter", config.backoff.jitter);
-  w.EndObject();
-  w.Field("retention_ms", config.retention_ms);
-  w.Field("paused", config.paused);
-  w.EndObject();
 }
 
 }  // namespace conveyor

@@ -41,6 +41,4 @@ struct QueueConfigPatch {
   void ApplyTo(QueueConfig& config) const;
 };
 
-void AppendQueueConfigJson(std::string& out, const QueueConfig& config);
-
 }  // namespace conveyor

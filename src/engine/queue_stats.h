@@ -20,6 +20,5 @@ struct QueueSnapshot {
 };
 
 QueueSnapshot SnapshotOf(const Queue& queue);
-void AppendQueueStatsJson(std::string& out, const QueueSnapshot& snapshot);
 
 }  // namespace conveyor

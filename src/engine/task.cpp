@@ -1,5 +1,8 @@
 #include "engine/task.h"
 
+#include "engine/queue.h"
+#include "engine/task_view.h"
+
 namespace conveyor {
 
 std::string_view TaskStateName(TaskState state) {
@@ -42,6 +45,32 @@ std::string_view DeadReasonName(DeadReason reason) {
       return "buried";
   }
   return "";
+}
+
+TaskView ViewOf(const Task& task, bool with_token) {
+  TaskView v;
+  v.id = task.id;
+  v.queue = task.queue->name();
+  v.payload_kind = task.payload_kind;
+  v.payload = task.payload;
+  v.priority = task.priority;
+  v.state = task.state;
+  v.dead_reason = task.dead_reason;
+  v.attempts = task.attempts;
+  v.max_attempts = task.max_attempts;
+  v.created_at = task.created_at;
+  v.run_at = task.run_at;
+  v.deadline = task.deadline;
+  v.result = task.result;
+  v.progress = task.progress;
+  v.errors = task.errors;
+  v.idempotency_key = task.idempotency_key;
+  if (task.state == TaskState::kLeased) {
+    v.lease_expires_at = task.lease_expires_at;
+    v.lease_worker = task.lease_worker;
+    if (with_token) v.lease_token = task.lease_token;
+  }
+  return v;
 }
 
 }  // namespace conveyor

@@ -1,6 +1,6 @@
 // Task: one unit of work and everything the engine knows about it. Tasks live in the
 // Engine of the shard that owns their queue and are touched only from that shard's thread.
-// Payload, result and progress are the client's raw JSON bytes, spliced into answers as-is.
+// The payload is stored as bytes with a kind; result and progress are what the client gave.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +16,10 @@ enum class TaskState : uint8_t { kScheduled, kReady, kLeased, kSucceeded, kDead,
 inline constexpr int kTaskStateCount = 6;
 
 enum class DeadReason : uint8_t { kNone, kMaxAttempts, kExpired, kNack, kBuried };
+
+// What a payload's bytes are: JSON text (HTTP sends it, and gets it back as sent), or
+// opaque bytes (a beanstalkd job body: anything, \r\n and NUL included).
+enum class PayloadKind : uint8_t { kJson = 0, kBytes = 1 };
 
 std::string_view TaskStateName(TaskState state);
 std::optional<TaskState> ParseTaskState(std::string_view name);
@@ -37,7 +41,8 @@ class Queue;
 struct Task {
   uint64_t id = 0;
   Queue* queue = nullptr;  // owned by the same Engine; outlives its tasks
-  std::string payload;     // raw JSON
+  std::string payload;     // bytes of payload_kind
+  PayloadKind payload_kind = PayloadKind::kJson;
   int32_t priority = 0;
   TaskState state = TaskState::kReady;
   DeadReason dead_reason = DeadReason::kNone;

@@ -36,6 +36,7 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Bytes(t.lease_token);
   w.Bytes(t.lease_worker);
   w.Signed(t.lease_expires_at);
+  w.Byte(static_cast<uint8_t>(t.payload_kind));
 }
 
 bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
@@ -44,7 +45,7 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
   uint8_t version, state, reason;
   uint64_t attempts, max_attempts, error_count;
   int64_t priority;
-  if (!r.Byte(version) || version != kTaskRecordVersion) return false;
+  if (!r.Byte(version) || (version != 1 && version != kTaskRecordVersion)) return false;
   if (!r.Varint(t.id) || !r.Bytes(out.queue) || !r.Signed(priority) || !r.Byte(state) ||
       !r.Byte(reason) || !r.Varint(attempts) || !r.Varint(max_attempts) ||
       !r.Signed(t.created_at) || !r.Signed(t.run_at) || !r.Signed(t.ready_at) ||
@@ -67,8 +68,17 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
     if (!r.Signed(e.at) || !r.Varint(attempt) || !r.Bytes(e.message)) return false;
     e.attempt = static_cast<uint32_t>(attempt);
   }
-  return r.Bytes(t.idempotency_key) && r.Bytes(t.lease_token) && r.Bytes(t.lease_worker) &&
-         r.Signed(t.lease_expires_at) && r.done();
+  if (!r.Bytes(t.idempotency_key) || !r.Bytes(t.lease_token) || !r.Bytes(t.lease_worker) ||
+      !r.Signed(t.lease_expires_at)) {
+    return false;
+  }
+  t.payload_kind = PayloadKind::kJson;
+  if (version >= 2) {
+    uint8_t kind;
+    if (!r.Byte(kind) || kind > static_cast<uint8_t>(PayloadKind::kBytes)) return false;
+    t.payload_kind = static_cast<PayloadKind>(kind);
+  }
+  return r.done();
 }
 
 void EncodeQueueConfig(const QueueConfig& c, std::string& out) {

@@ -11,7 +11,8 @@
 
 namespace conveyor {
 
-inline constexpr uint8_t kTaskRecordVersion = 1;
+// Version 2 added the payload kind; version 1 records (all JSON payloads) still load.
+inline constexpr uint8_t kTaskRecordVersion = 2;
 inline constexpr uint8_t kQueueRecordVersion = 1;
 
 // A task read back from storage: `task.queue` is null; the queue is named.

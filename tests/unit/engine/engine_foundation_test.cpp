@@ -4,6 +4,7 @@
 
 #include <deque>
 
+#include "api/encoders.h"
 #include "boost/json/parse.hpp"
 #include "engine/engine.h"
 
@@ -56,9 +57,9 @@ class Fixture : public ::testing::Test {
     return out;
   }
   std::string State(uint64_t id) {
-    Reply r = engine().GetTask(id);
+    auto r = engine().GetTask(id);
     if (!r.error.ok()) return "gone";
-    return std::string(json::parse(r.body).at("state").as_string());
+    return std::string(TaskStateName(r.value.state));
   }
   void Advance(int64_t ms) {
     clock_.Advance(ms);
@@ -260,8 +261,8 @@ TEST(EngineAnswerTest, LeaseAnswerStopsAtMaxResponseBytesButHoldsOneTask) {
   EXPECT_TRUE(got.truncated);
   EXPECT_GE(got.granted.size(), 1u);
   EXPECT_LT(got.granted.size(), 10u);
-  EXPECT_LE(got.body.size(), limits.max_response_bytes);
-  EXPECT_EQ(json::parse(got.body).at("tasks").as_array().size(), got.granted.size());
+  EXPECT_LE(LeaseAnswerJson(got).size(), limits.max_response_bytes);
+  EXPECT_EQ(got.tasks.size(), got.granted.size());
 
   std::vector<TaskSpec> big(1);
   big[0].payload = "\"" + std::string(20'000, 'y') + "\"";

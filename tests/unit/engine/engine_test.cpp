@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "api/encoders.h"
 #include "boost/json/parse.hpp"
 #include "boost/json/serialize.hpp"
 #include "boost/json/value_to.hpp"
@@ -51,16 +52,18 @@ class EngineTest : public ::testing::Test {
     engine_.Lease(queue, req, [&](LeaseResult r) {
       called = true;
       EXPECT_TRUE(r.error.ok());
-      out = json::parse(r.body).at("tasks").as_array();
+      out = json::parse(LeaseAnswerJson(r)).at("tasks").as_array();
     });
     EXPECT_TRUE(called);
     return out;
   }
 
   json::object Get(uint64_t id) {
-    Reply r = engine_.GetTask(id);
+    auto r = engine_.GetTask(id);
     EXPECT_TRUE(r.error.ok()) << r.error.message;
-    return json::parse(r.body).as_object();
+    std::string body;
+    AppendTaskJson(body, r.value);
+    return json::parse(body).as_object();
   }
 
   std::string State(uint64_t id) { return json::value_to<std::string>(Get(id).at("state")); }
@@ -125,7 +128,7 @@ TEST_F(EngineTest, AckWithCurrentTokenSucceedsAndRepeatsHarmlessly) {
   std::string token = Token(leased[0]);
   EXPECT_FALSE(Get(id).at("lease").as_object().contains("token"));
   EXPECT_TRUE(engine_.Ack(id, "wrong", "").error.code == ErrorCode::kLeaseMismatch);
-  Reply r = engine_.Ack(id, token, R"({"ok":1})");
+  auto r = engine_.Ack(id, token, R"({"ok":1})");
   ASSERT_TRUE(r.error.ok());
   EXPECT_EQ(State(id), "succeeded");
   EXPECT_EQ(json::serialize(Get(id).at("result")), R"({"ok":1})");
@@ -151,7 +154,7 @@ TEST_F(EngineTest, ExtendPushesExpiryAndKeepsProgress) {
   uint64_t id = Add("q");
   auto leased = LeaseNow("q", 1, 1000);
   Advance(900);
-  Reply r = engine_.Extend(id, Token(leased[0]), 1000, R"({"pct":50})");
+  auto r = engine_.Extend(id, Token(leased[0]), 1000, R"({"pct":50})");
   ASSERT_TRUE(r.error.ok());
   Advance(900);
   EXPECT_EQ(State(id), "leased");
@@ -165,7 +168,7 @@ TEST_F(EngineTest, NackSchedulesWithBackoffThenDiesAtMaxAttempts) {
   s.max_attempts = 2;
   uint64_t id = Add("q", s);
   auto leased = LeaseNow("q");
-  Reply r = engine_.Nack(id, Token(leased[0]), "boom", std::nullopt, false);
+  auto r = engine_.Nack(id, Token(leased[0]), "boom", std::nullopt, false);
   ASSERT_TRUE(r.error.ok());
   EXPECT_EQ(State(id), "scheduled");
   auto task = Get(id);
@@ -319,26 +322,28 @@ TEST_F(EngineTest, PausedQueueAcceptsButLeasesNothing) {
 
 TEST_F(EngineTest, WaitTaskAnswersWhenFinished) {
   uint64_t id = Add("q");
-  std::optional<Reply> got;
-  engine_.WaitTask(id, 10000, [&](Reply r) { got = std::move(r); });
+  std::optional<Outcome<TaskView>> got;
+  engine_.WaitTask(id, 10000, [&](Outcome<TaskView> r) { got = std::move(r); });
   EXPECT_FALSE(got);
   auto leased = LeaseNow("q");
   EXPECT_FALSE(got);
   ASSERT_TRUE(engine_.Ack(id, Token(leased[0]), "").error.ok());
   ASSERT_TRUE(got);
-  EXPECT_EQ(json::parse(got->body).at("state").as_string(), "succeeded");
+  EXPECT_EQ(got->value.state, TaskState::kSucceeded);
 }
 
 TEST_F(EngineTest, ListsTasksByStateInPages) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(Add("q"));
   ASSERT_TRUE(engine_.Cancel(ids[1]).error.ok());
-  auto page = json::parse(engine_.ListTasks("q", TaskState::kReady, 2, 0).body).as_object();
+  auto page =
+      json::parse(TaskPageJson(engine_.ListTasks("q", TaskState::kReady, 2, 0).value)).as_object();
   ASSERT_EQ(page.at("tasks").as_array().size(), 2u);
   EXPECT_EQ(Id(page.at("tasks").as_array()[1]), ids[2]);
   uint64_t next = page.at("next_after").to_number<uint64_t>();
   EXPECT_EQ(next, ids[2]);
-  page = json::parse(engine_.ListTasks("q", TaskState::kReady, 2, next).body).as_object();
+  page = json::parse(TaskPageJson(engine_.ListTasks("q", TaskState::kReady, 2, next).value))
+             .as_object();
   EXPECT_EQ(page.at("tasks").as_array().size(), 2u);
   EXPECT_TRUE(page.at("next_after").is_null());
 }

@@ -1,0 +1,196 @@
+#include "api/encoders.h"
+
+#include "common/json_writer.h"
+
+namespace conveyor {
+namespace {
+
+void RawOrNull(JsonWriter& w, const std::string& raw) {
+  if (raw.empty()) {
+    w.Null();
+  } else {
+    w.Raw(raw);
+  }
+}
+
+void AppendPayload(JsonWriter& w, const TaskView& task) {
+  if (task.payload_kind == PayloadKind::kJson) {
+    w.Key("payload").Raw(task.payload);
+  } else if (IsValidUtf8(task.payload)) {
+    w.Field("payload", std::string_view(task.payload));
+  } else {
+    w.Field("payload", std::string_view(Base64(task.payload)));
+    w.Field("payload_encoding", std::string_view("base64"));
+  }
+}
+
+}  // namespace
+
+void AppendTaskJson(std::string& out, const TaskView& task) {
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Field("id", task.id);
+  w.Field("queue", std::string_view(task.queue));
+  AppendPayload(w, task);
+  w.Field("priority", int64_t{task.priority});
+  w.Field("state", TaskStateName(task.state));
+  w.Field("attempts", task.attempts);
+  w.Field("max_attempts", task.max_attempts);
+  w.Field("created_at", task.created_at);
+  w.Field("run_at", task.run_at);
+  w.Key("deadline");
+  if (task.deadline == kNever) {
+    w.Null();
+  } else {
+    w.Int(task.deadline);
+  }
+  w.Key("result");
+  RawOrNull(w, task.result);
+  w.Key("progress");
+  RawOrNull(w, task.progress);
+  w.Key("errors").BeginArray();
+  for (const TaskError& e : task.errors) {
+    w.BeginObject();
+    w.Field("at", e.at);
+    w.Field("attempt", e.attempt);
+    w.Field("message", std::string_view(e.message));
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("dead_reason");
+  if (task.dead_reason == DeadReason::kNone) {
+    w.Null();
+  } else {
+    w.String(DeadReasonName(task.dead_reason));
+  }
+  w.Key("idempotency_key");
+  if (task.idempotency_key.empty()) {
+    w.Null();
+  } else {
+    w.String(task.idempotency_key);
+  }
+  if (task.state == TaskState::kLeased) {
+    w.Key("lease").BeginObject();
+    if (!task.lease_token.empty()) w.Field("token", std::string_view(task.lease_token));
+    w.Field("expires_at", task.lease_expires_at);
+    w.Field("worker", std::string_view(task.lease_worker));
+    w.EndObject();
+  }
+  w.EndObject();
+}
+
+void AppendQueueConfigJson(std::string& out, const QueueConfig& config) {
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Field("max_attempts", config.max_attempts);
+  w.Field("lease_ms", config.lease_ms);
+  w.Key("backoff").BeginObject();
+  w.Field("base_ms", config.backoff.base_ms);
+  w.Key("factor").Double(config.backoff.factor);
+  w.Field("max_ms", config.backoff.max_ms);
+  w.Field("jitter", config.backoff.jitter);
+  w.EndObject();
+  w.Field("retention_ms", config.retention_ms);
+  w.Field("paused", config.paused);
+  w.EndObject();
+}
+
+void AppendQueueStatsJson(std::string& out, const QueueSnapshot& s) {
+  JsonWriter w(out);
+  w.BeginObject();
+  w.Field("name", std::string_view(s.name));
+  w.Key("counts").BeginObject();
+  for (int i = 0; i < kTaskStateCount; ++i) {
+    w.Field(TaskStateName(static_cast<TaskState>(i)), s.counts[i]);
+  }
+  w.EndObject();
+  w.Key("totals").BeginObject();
+  w.Field("enqueued", s.totals.enqueued);
+  w.Field("acked", s.totals.acked);
+  w.Field("nacked", s.totals.nacked);
+  w.Field("expired", s.totals.expired);
+  w.Field("dead", s.totals.dead);
+  w.EndObject();
+  std::string config;
+  AppendQueueConfigJson(config, s.config);
+  w.Key("config").Raw(config);
+  w.EndObject();
+}
+
+std::string LeaseAnswerJson(const LeaseResult& result) {
+  std::string out = "{\"tasks\":[";
+  for (size_t i = 0; i < result.tasks.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendTaskJson(out, result.tasks[i]);
+  }
+  out += result.truncated ? "],\"truncated\":true}" : "]}";
+  return out;
+}
+
+std::string TaskPageJson(const TaskPage& page) {
+  std::string out = "{\"tasks\":[";
+  for (size_t i = 0; i < page.tasks.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    AppendTaskJson(out, page.tasks[i]);
+  }
+  out += "],\"next_after\":";
+  out += page.next_after ? std::to_string(*page.next_after) : "null";
+  out += page.truncated ? ",\"truncated\":true}" : "}";
+  return out;
+}
+
+std::string IdStateJson(const IdState& id_state) {
+  std::string out;
+  JsonWriter w(out);
+  w.BeginObject()
+      .Field("id", id_state.id)
+      .Field("state", TaskStateName(id_state.state))
+      .EndObject();
+  return out;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d >> 6) != 0x2) return false;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
+std::string Base64(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
+                 (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63],
+            kAlphabet[v & 63]};
+  }
+  if (i + 1 == bytes.size()) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], '=', '='};
+  } else if (i + 2 == bytes.size()) {
+    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
+    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='};
+  }
+  return out;
+}
+
+}  // namespace conveyor

@@ -1,0 +1,46 @@
+// LocalTaskService: the TaskService of one process — every command runs on the shard that
+// owns its queue or task (CallShard), and state-changing answers wait for that shard's
+// journal (ReplyWhenDurable). A lease over queues of several shards first asks each shard
+// for its most urgent ready task and leases from the best; when it must wait it parks on
+// every shard with one shared LeaseClaim, so that exactly one shard grants it and the
+// others are cancelled. Shared by all I/O threads; holds no mutable state of its own.
+#pragma once
+
+#include "engine/shard_set.h"
+#include "engine/task_service.h"
+
+namespace conveyor {
+
+class LocalTaskService final : public TaskService {
+ public:
+  explicit LocalTaskService(ShardSet& shards) : shards_(shards) {}
+
+  Awaitable<EnqueueResult> Enqueue(std::string queue, std::vector<TaskSpec> specs) override;
+  Awaitable<LeaseResult> Lease(LeaseCommand command, WaitSlot wait) override;
+  void ReleaseUndelivered(std::vector<LeaseGrant> grants) override;
+  Awaitable<Outcome<IdState>> Ack(AckCall call) override;
+  Awaitable<std::vector<Error>> AckMany(std::vector<AckCall> calls) override;
+  Awaitable<Outcome<IdState>> Nack(uint64_t id, NackCall call) override;
+  Awaitable<Outcome<int64_t>> Extend(uint64_t id, ExtendCall call) override;
+  Awaitable<Outcome<IdState>> Cancel(uint64_t id) override;
+  Awaitable<Outcome<IdState>> Retry(uint64_t id) override;
+  Awaitable<Outcome<TaskView>> Get(uint64_t id, int64_t wait_ms, WaitSlot wait) override;
+  Awaitable<Outcome<TaskPage>> List(std::string queue, std::optional<TaskState> state, size_t limit,
+                                    uint64_t after) override;
+  Awaitable<QueueSnapshot> QueueStats(std::string queue) override;
+  Awaitable<std::vector<QueueSnapshot>> AllQueueStats() override;
+  Awaitable<Outcome<QueueConfig>> Configure(std::string queue, QueueConfigPatch patch) override;
+  Awaitable<bool> StorageWritable() override;
+  ServiceGauges Gauges() const override;
+
+ private:
+  Awaitable<LeaseResult> LeaseOnShard(Shard& shard, std::vector<std::string> queues,
+                                      LeaseRequest request, WaitSlot wait);
+  Awaitable<LeaseResult> LeaseAcrossShards(
+      std::vector<std::pair<Shard*, std::vector<std::string>>> parts, LeaseRequest request,
+      WaitSlot wait);
+
+  ShardSet& shards_;
+};
+
+}  // namespace conveyor
