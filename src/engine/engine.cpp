@@ -254,10 +254,12 @@ Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string re
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch<IdState>(*task);
   }
+  const bool has_result = !result.empty();
   task->result = std::move(result);
   task->queue->totals().acked++;
   SetState(*task, TaskState::kSucceeded, Now());
-  journal_.TaskChanged(*task);
+  if (has_result) journal_.TaskResultSet(*task);
+  journal_.TaskStateChanged(*task);
   ServeWaiters();
   return IdStateOf(*task);
 }
@@ -300,9 +302,12 @@ Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
     return LeaseMismatch<int64_t>(*task);
   }
   task->lease_expires_at = SaturatingAdd(Now(), EffectiveLeaseMs(*task, lease_ms.value_or(0)));
-  if (!progress.empty()) task->progress = std::move(progress);
   Rearm(*task);
-  journal_.TaskChanged(*task);
+  if (!progress.empty()) {
+    task->progress = std::move(progress);
+    journal_.TaskProgressSet(*task);
+  }
+  journal_.TaskStateChanged(*task);
   return Ok(task->lease_expires_at);
 }
 
@@ -320,7 +325,7 @@ Outcome<IdState> Engine::Cancel(uint64_t id) {
             std::string(TaskStateName(task->state)));
   }
   SetState(*task, TaskState::kCanceled, Now());
-  journal_.TaskChanged(*task);
+  journal_.TaskStateChanged(*task);
   return IdStateOf(*task);
 }
 

@@ -42,7 +42,7 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     Task& task = *FindTask(queue.ready().begin()->id);
     if (task.deadline <= now) {
       Kill(task, DeadReason::kExpired, now);
-      journal_.TaskChanged(task);
+      journal_.TaskStateChanged(task);
       continue;
     }
     const size_t cost = AnswerBytes(task);
@@ -58,7 +58,7 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     task.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
     SetState(task, TaskState::kLeased, now);
     queue.totals().leased++;
-    journal_.TaskChanged(task);
+    journal_.TaskStateChanged(task);
     leased.push_back(&task);
   }
   return leased;
@@ -256,7 +256,7 @@ void Engine::ReleaseUndelivered(const std::vector<LeaseGrant>& grants) {
     if (task->attempts > 0) task->attempts--;
     task->lease_token.clear();
     SetState(*task, TaskState::kReady, now);
-    journal_.TaskChanged(*task);
+    journal_.TaskStateChanged(*task);
   }
   ServeWaiters();
 }

@@ -56,11 +56,11 @@ void Engine::Fire(Task& task, int64_t now) {
       } else {
         SetState(task, TaskState::kReady, now);
       }
-      journal_.TaskChanged(task);
+      journal_.TaskStateChanged(task);
       return;
     case TaskState::kReady:
       Kill(task, DeadReason::kExpired, now);
-      journal_.TaskChanged(task);
+      journal_.TaskStateChanged(task);
       return;
     case TaskState::kLeased:
       ExpireLease(task, now);

@@ -20,7 +20,14 @@ class Journal {
   virtual ~Journal() = default;
   // A new task: the first record of it, and the only one that carries its payload.
   virtual void TaskCreated(const Task& task) { TaskChanged(task); }
+  // Any change: the task's record is written again (errors included).
   virtual void TaskChanged(const Task& task) = 0;
+  // A change of state fields only (state, attempts, times, the lease): lease, extend,
+  // ack, cancel, a timer. A storage layer writes a small delta instead of the record.
+  virtual void TaskStateChanged(const Task& task) { TaskChanged(task); }
+  // The result (ack) or the progress (extend) was set: written on their own, once.
+  virtual void TaskResultSet(const Task& task) { TaskChanged(task); }
+  virtual void TaskProgressSet(const Task& task) { TaskChanged(task); }
   virtual void TaskRemoved(uint64_t id) = 0;
   virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
   // Calls done once every record given so far is on stable storage (or failed to get there).
@@ -32,6 +39,9 @@ class Journal {
 class NullJournal final : public Journal {
  public:
   void TaskChanged(const Task&) override {}
+  void TaskStateChanged(const Task&) override {}
+  void TaskResultSet(const Task&) override {}
+  void TaskProgressSet(const Task&) override {}
   void TaskRemoved(uint64_t) override {}
   void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
   void WhenDurable(std::function<void(Error)> done) override { done(Error{}); }

@@ -124,7 +124,8 @@ std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::s
                                                            {"tasks", cf},
                                                            {"payloads", payload_cf},
                                                            {"queues", cf},
-                                                           {"meta", cf}};
+                                                           {"meta", cf},
+                                                           {"deltas", cf}};
   // RocksDB's tail-tolerant replay stops at the first bad record wherever it is; check the
   // WAL first so that only a torn final record is ever dropped.
   for (const WalFileCheck& check : CheckWalFiles(options.path)) {
@@ -227,7 +228,9 @@ Error RocksStore::LoadTasks(const LoadFilter& filter,
   read.readahead_size = 4 << 20;
   std::unique_ptr<rocksdb::Iterator> meta_it(db_->NewIterator(read, handles_[1]));
   std::unique_ptr<rocksdb::Iterator> payload_it(db_->NewIterator(read, handles_[2]));
+  std::unique_ptr<rocksdb::Iterator> delta_it(db_->NewIterator(read, handles_[5]));
   payload_it->SeekToFirst();
+  delta_it->SeekToFirst();
   for (meta_it->SeekToFirst(); meta_it->Valid(); meta_it->Next()) {
     uint64_t id = 0;
     std::string_view key(meta_it->key().data(), meta_it->key().size());
@@ -250,10 +253,38 @@ Error RocksStore::LoadTasks(const LoadFilter& filter,
                    "task " + std::to_string(id) + " has no payload in storage: it is inconsistent"};
     }
     stored.task.payload.assign(payload_it->value().data(), payload_it->value().size());
+    // Deltas sort by (id, tag): those of this task follow any of skipped (filtered) ones.
+    if (Error e = ApplyDeltas(*delta_it, id, stored.task); !e.ok()) return e;
     visit(std::move(stored));
   }
   if (!meta_it->status().ok()) return StorageError(meta_it->status());
+  if (!delta_it->status().ok()) return StorageError(delta_it->status());
   return StorageError(payload_it->status());
+}
+
+Error RocksStore::ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task) {
+  uint64_t delta_id = 0;
+  char tag = 0;
+  for (; it.Valid(); it.Next()) {
+    std::string_view key(it.key().data(), it.key().size());
+    if (!ParseDeltaKey(key, delta_id, tag)) {
+      return Error{ErrorCode::kInternal, "the task store holds a delta key that is not a task's"};
+    }
+    if (delta_id > id) break;
+    if (delta_id < id) continue;  // a filtered-out task's, or one left by a removed task
+    std::string_view value(it.value().data(), it.value().size());
+    if (tag == kStateDeltaTag) {
+      if (!ApplyStateDelta(value, task)) {
+        return Error{ErrorCode::kInternal,
+                     "the state of task " + std::to_string(id) + " is unreadable in storage"};
+      }
+    } else if (tag == kResultTag) {
+      task.result.assign(value);
+    } else if (tag == kProgressTag) {
+      task.progress.assign(value);
+    }
+  }
+  return {};
 }
 
 uint64_t RocksStore::HighWaterSequence() {

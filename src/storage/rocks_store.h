@@ -1,7 +1,8 @@
 // RocksStore: the RocksDB database under <data-dir>/db and the only code that talks to it.
-// Four column families: `tasks` (id -> task metadata), `payloads` (id -> raw payload bytes,
-// written once), `queues` (name -> config), `meta` (id high-water marks). Writes come from
-// the shards' commit threads (RocksDB groups concurrent synced writes into one WAL fsync);
+// Five column families: `tasks` (id -> task record), `payloads` (id -> payload bytes,
+// written once), `queues` (name -> config), `meta` (id high-water marks), `deltas` (id +
+// tag -> a task's state delta, result, progress: small writes for lease, extend, ack). Writes come
+// from the shards' commit threads (RocksDB groups concurrent synced writes into one WAL fsync);
 // loading happens once at start-up, or on one shard's thread when it reloads after a
 // storage failure. RocksDB is thread-safe for all of these.
 //
@@ -57,6 +58,7 @@ class RocksStore {
   rocksdb::ColumnFamilyHandle* payloads() const { return batch_handles_[1].get(); }
   rocksdb::ColumnFamilyHandle* queues() const { return batch_handles_[2].get(); }
   rocksdb::ColumnFamilyHandle* meta() const { return batch_handles_[3].get(); }
+  rocksdb::ColumnFamilyHandle* deltas() const { return batch_handles_[4].get(); }
 
   Error Write(rocksdb::WriteBatch& batch, bool sync);
   Error SyncWal();
@@ -86,6 +88,8 @@ class RocksStore {
  private:
   RocksStore() = default;
   rocksdb::Status OpenDb();
+  // Applies the deltas of task `id` from `it` (positioned at or before them).
+  static Error ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task);
   void CloseDb();
 
   std::unique_ptr<rocksdb::Env> env_;
@@ -95,7 +99,8 @@ class RocksStore {
   // Shared by writes, loads and syncs; exclusive only while Recover() reopens.
   mutable std::shared_mutex mutex_;
   rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, tasks, payloads, queues, meta
+  // default, tasks, payloads, queues, meta, deltas
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> batch_handles_;
   std::atomic<uint64_t> reserved_until_{0};
 };

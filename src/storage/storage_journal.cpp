@@ -70,11 +70,33 @@ void StorageJournal::TaskCreated(const Task& task) {
   TaskChanged(task);
 }
 
+// The whole record (errors included); a state delta written before it is superseded.
 void StorageJournal::TaskChanged(const Task& task) {
   if (failed_) return;  // the shard reloads from storage once it recovers
   scratch_.clear();
   EncodeTaskMeta(task, scratch_);
   pending_.Put(store_.tasks(), AsSlice(TaskKey(task.id)), AsSlice(scratch_));
+  pending_.Delete(store_.deltas(), AsSlice(DeltaKey(task.id, kStateDeltaTag)));
+  ScheduleFlush();
+}
+
+void StorageJournal::TaskStateChanged(const Task& task) {
+  if (failed_) return;
+  scratch_.clear();
+  EncodeStateDelta(task, scratch_);
+  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kStateDeltaTag)), AsSlice(scratch_));
+  ScheduleFlush();
+}
+
+void StorageJournal::TaskResultSet(const Task& task) {
+  if (failed_) return;
+  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kResultTag)), AsSlice(task.result));
+  ScheduleFlush();
+}
+
+void StorageJournal::TaskProgressSet(const Task& task) {
+  if (failed_) return;
+  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kProgressTag)), AsSlice(task.progress));
   ScheduleFlush();
 }
 
@@ -83,6 +105,9 @@ void StorageJournal::TaskRemoved(uint64_t id) {
   const std::string key = TaskKey(id);
   pending_.Delete(store_.tasks(), AsSlice(key));
   pending_.Delete(store_.payloads(), AsSlice(key));
+  for (char tag : {kStateDeltaTag, kResultTag, kProgressTag}) {
+    pending_.Delete(store_.deltas(), AsSlice(DeltaKey(id, tag)));
+  }
   ScheduleFlush();
 }
 

@@ -51,6 +51,11 @@ class StorageJournal final : public Journal {
 
   void TaskCreated(const Task& task) override;
   void TaskChanged(const Task& task) override;
+  void TaskStateChanged(const Task& task) override;
+  void TaskResultSet(const Task& task) override;
+  void TaskProgressSet(const Task& task) override;
+  // Bytes waiting for the next commit (tests).
+  size_t pending_bytes() const { return pending_.GetDataSize(); }
   void TaskRemoved(uint64_t id) override;
   void QueueConfigChanged(std::string_view queue, const QueueConfig& config) override;
   void WhenDurable(std::function<void(Error)> done) override;

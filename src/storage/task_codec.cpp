@@ -24,8 +24,6 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Signed(t.deadline);
   w.Signed(t.lease_ms);
   w.Signed(t.finished_at);
-  w.Bytes(t.result);
-  w.Bytes(t.progress);
   w.Varint(t.errors.size());
   for (const TaskError& e : t.errors) {
     w.Signed(e.at);
@@ -45,14 +43,15 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
   uint8_t version, state, reason;
   uint64_t attempts, max_attempts, error_count;
   int64_t priority;
-  if (!r.Byte(version) || (version != 1 && version != kTaskRecordVersion)) return false;
+  if (!r.Byte(version) || version < 1 || version > kTaskRecordVersion) return false;
   if (!r.Varint(t.id) || !r.Bytes(out.queue) || !r.Signed(priority) || !r.Byte(state) ||
       !r.Byte(reason) || !r.Varint(attempts) || !r.Varint(max_attempts) ||
       !r.Signed(t.created_at) || !r.Signed(t.run_at) || !r.Signed(t.ready_at) ||
-      !r.Signed(t.deadline) || !r.Signed(t.lease_ms) || !r.Signed(t.finished_at) ||
-      !r.Bytes(t.result) || !r.Bytes(t.progress) || !r.Varint(error_count)) {
+      !r.Signed(t.deadline) || !r.Signed(t.lease_ms) || !r.Signed(t.finished_at)) {
     return false;
   }
+  if (version < 3 && (!r.Bytes(t.result) || !r.Bytes(t.progress))) return false;
+  if (!r.Varint(error_count)) return false;
   if (state >= kTaskStateCount || reason > static_cast<uint8_t>(DeadReason::kBuried) ||
       error_count > 1'000'000 || priority < INT32_MIN || priority > INT32_MAX) {
     return false;
@@ -79,6 +78,56 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
     t.payload_kind = static_cast<PayloadKind>(kind);
   }
   return r.done();
+}
+
+void EncodeStateDelta(const Task& t, std::string& out) {
+  BinaryWriter w(out);
+  w.Byte(kStateDeltaVersion);
+  w.Byte(static_cast<uint8_t>(t.state));
+  w.Byte(static_cast<uint8_t>(t.dead_reason));
+  w.Varint(t.attempts);
+  w.Signed(t.run_at);
+  w.Signed(t.ready_at);
+  w.Signed(t.finished_at);
+  w.Bytes(t.lease_token);
+  w.Bytes(t.lease_worker);
+  w.Signed(t.lease_expires_at);
+}
+
+bool ApplyStateDelta(std::string_view in, Task& t) {
+  BinaryReader r(in);
+  uint8_t version, state, reason;
+  uint64_t attempts;
+  int64_t run_at, ready_at, finished_at, expires_at;
+  std::string token, worker;
+  if (!r.Byte(version) || version != kStateDeltaVersion || !r.Byte(state) || !r.Byte(reason) ||
+      !r.Varint(attempts) || !r.Signed(run_at) || !r.Signed(ready_at) || !r.Signed(finished_at) ||
+      !r.Bytes(token) || !r.Bytes(worker) || !r.Signed(expires_at) || !r.done()) {
+    return false;
+  }
+  if (state >= kTaskStateCount || reason > static_cast<uint8_t>(DeadReason::kBuried)) return false;
+  t.state = static_cast<TaskState>(state);
+  t.dead_reason = static_cast<DeadReason>(reason);
+  t.attempts = static_cast<uint32_t>(attempts);
+  t.run_at = run_at;
+  t.ready_at = ready_at;
+  t.finished_at = finished_at;
+  t.lease_token = std::move(token);
+  t.lease_worker = std::move(worker);
+  t.lease_expires_at = expires_at;
+  return true;
+}
+
+std::string DeltaKey(uint64_t id, char tag) {
+  std::string key = TaskKey(id);
+  key.push_back(tag);
+  return key;
+}
+
+bool ParseDeltaKey(std::string_view key, uint64_t& id, char& tag) {
+  if (key.size() != 9 || !ParseTaskKey(key.substr(0, 8), id)) return false;
+  tag = key[8];
+  return true;
 }
 
 void EncodeQueueConfig(const QueueConfig& c, std::string& out) {

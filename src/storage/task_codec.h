@@ -11,8 +11,19 @@
 
 namespace conveyor {
 
-// Version 2 added the payload kind; version 1 records (all JSON payloads) still load.
-inline constexpr uint8_t kTaskRecordVersion = 2;
+// Version 2 added the payload kind; version 3 moved result and progress to records of
+// their own (deltas family). Versions 1 and 2 (result and progress inline) still load.
+inline constexpr uint8_t kTaskRecordVersion = 3;
+inline constexpr uint8_t kStateDeltaVersion = 1;
+
+// Keys of the `deltas` family: the task id (big-endian) and one tag byte, so a task's
+// deltas sort together and after its id. A state delta supersedes the state fields of the
+// task record; the result and progress records hold those values.
+inline constexpr char kStateDeltaTag = 's';
+inline constexpr char kResultTag = 'r';
+inline constexpr char kProgressTag = 'p';
+std::string DeltaKey(uint64_t id, char tag);
+bool ParseDeltaKey(std::string_view key, uint64_t& id, char& tag);
 inline constexpr uint8_t kQueueRecordVersion = 1;
 
 // A task read back from storage: `task.queue` is null; the queue is named.
@@ -21,8 +32,15 @@ struct StoredTask {
   std::string queue;
 };
 
+// The task record: everything but the payload, the result and the progress.
 void EncodeTaskMeta(const Task& task, std::string& out);
 bool DecodeTaskMeta(std::string_view in, StoredTask& out);
+
+// A state delta: what a lease, an extend, an ack, a cancel or a timer changes (state,
+// attempts, times, the lease), a few dozen bytes, so those changes never rewrite a task's
+// errors, result or payload.
+void EncodeStateDelta(const Task& task, std::string& out);
+bool ApplyStateDelta(std::string_view in, Task& task);
 
 void EncodeQueueConfig(const QueueConfig& config, std::string& out);
 bool DecodeQueueConfig(std::string_view in, QueueConfig& out);

@@ -40,7 +40,7 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(back.task.state, TaskState::kLeased);
   EXPECT_EQ(back.task.dead_reason, DeadReason::kNack);
   EXPECT_EQ(back.task.deadline, kNever);
-  EXPECT_EQ(back.task.result, t.result);
+  EXPECT_TRUE(back.task.result.empty());  // stored on its own (deltas family)
   ASSERT_EQ(back.task.errors.size(), 2u);
   EXPECT_EQ(back.task.errors[1].message, std::string("\0x", 2));
   EXPECT_EQ(back.task.lease_expires_at, t.lease_expires_at);
@@ -49,6 +49,42 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
     StoredTask partial;
     EXPECT_FALSE(DecodeTaskMeta(std::string_view(bytes).substr(0, n), partial)) << n;
   }
+}
+
+TEST(TaskCodecTest, StateDeltaIsSmallAndAppliesOnlyStateFields) {
+  Queue queue("q");
+  Task t;
+  t.id = 7;
+  t.queue = &queue;
+  t.payload = std::string(1 << 20, 'p');
+  t.result = std::string(1 << 20, 'r');
+  for (int i = 0; i < 50; ++i) t.errors.push_back({i, 1, std::string(4096, 'e')});
+  t.state = TaskState::kLeased;
+  t.attempts = 4;
+  t.lease_token = "0123456789abcdef0123456789abcdef";
+  t.lease_worker = "worker-1";
+  t.lease_expires_at = 1700000009000;
+  std::string delta;
+  EncodeStateDelta(t, delta);
+  EXPECT_LT(delta.size(), 100u);  // whatever the payload, result and errors weigh
+  Task back;
+  back.errors = {{1, 1, "kept"}};
+  ASSERT_TRUE(ApplyStateDelta(delta, back));
+  EXPECT_EQ(back.state, TaskState::kLeased);
+  EXPECT_EQ(back.attempts, 4u);
+  EXPECT_EQ(back.lease_token, t.lease_token);
+  EXPECT_EQ(back.lease_expires_at, t.lease_expires_at);
+  ASSERT_EQ(back.errors.size(), 1u);
+  for (size_t n = 0; n < delta.size(); ++n) {
+    Task partial;
+    EXPECT_FALSE(ApplyStateDelta(std::string_view(delta).substr(0, n), partial)) << n;
+  }
+  uint64_t id = 0;
+  char tag = 0;
+  ASSERT_TRUE(ParseDeltaKey(DeltaKey(7, kResultTag), id, tag));
+  EXPECT_EQ(id, 7u);
+  EXPECT_EQ(tag, kResultTag);
+  EXPECT_LT(DeltaKey(7, kStateDeltaTag), TaskKey(8));  // a task's deltas sort before the next
 }
 
 TEST(TaskCodecTest, QueueConfigAndKeys) {
