@@ -83,9 +83,10 @@ Awaitable<LeaseResult> LocalTaskService::LeaseAcrossShards(
   using PeekFn = std::function<void(Shard&, Completion<Peek>)>;
   // 1. Which shard holds the most urgent ready task among all the queues?
   std::vector<std::pair<Shard*, PeekFn>> peeks;
-  for (auto& [shard, queues] : parts) {
-    peeks.emplace_back(
-        shard, [queues](Shard& s, Completion<Peek> done) { done(s.engine().BestReady(queues)); });
+  for (auto& part : parts) {
+    peeks.emplace_back(part.first, [queues = part.second](Shard& s, Completion<Peek> done) {
+      done(s.engine().BestReady(queues));
+    });
   }
   std::vector<Peek> best = co_await CallShards<Peek>(std::move(peeks));
   size_t pick = parts.size();
@@ -135,9 +136,9 @@ Awaitable<LeaseResult> LocalTaskService::LeaseAcrossShards(
 void LocalTaskService::ReleaseUndelivered(std::vector<LeaseGrant> grants) {
   std::map<size_t, std::vector<LeaseGrant>> by_shard;
   for (auto& g : grants) by_shard[shards_.ForTask(g.id).index()].push_back(std::move(g));
-  for (auto& [index, part] : by_shard) {
-    Shard& shard = shards_.at(index);
-    boost::asio::post(shard.io(), [&shard, part = std::move(part)] {
+  for (auto& entry : by_shard) {
+    Shard& shard = shards_.at(entry.first);
+    boost::asio::post(shard.io(), [&shard, part = std::move(entry.second)] {
       shard.engine().ReleaseUndelivered(part);
       shard.AfterCommand();
     });
