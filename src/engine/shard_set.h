@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -52,6 +53,8 @@ class ShardSet {
   std::vector<std::unique_ptr<boost::asio::io_context>> ios_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<boost::asio::steady_timer> memory_timer_;
+  size_t max_memory_bytes_ = 0;
+  std::chrono::steady_clock::time_point last_trim_{};
 };
 
 // Index of the I/O thread running the caller (0 outside the I/O threads).
