@@ -4,6 +4,7 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
+#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/table.h>
 
 #include <cstdarg>
@@ -101,6 +102,9 @@ std::unique_ptr<RocksStore> RocksStore::Open(const StoreOptions& options, std::s
   db.info_log = std::make_shared<StderrLogger>();
   // Descriptors are shared with client connections; serve reserves kStorageDescriptors.
   db.max_open_files = kMaxOpenTableFiles;
+  // All memtables together stay under this (each family would otherwise grow to 64 MiB
+  // before a flush): RocksDB's share of the RSS is bounded, whatever the load.
+  db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(kMemtableBytes);
   std::shared_ptr<rocksdb::FileSystem> fs = options.file_system;
   if (!options.fault_file.empty()) {
     fs = NewFaultyFileSystem(fs ? fs : rocksdb::FileSystem::Default(), options.fault_file);

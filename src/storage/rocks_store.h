@@ -48,6 +48,8 @@ class RocksStore {
   // client connections so that storage can always open a new WAL.
   static constexpr int kMaxOpenTableFiles = 128;
   static constexpr size_t kStorageDescriptors = 192;
+  // Memory all of RocksDB's memtables may hold before they are flushed to table files.
+  static constexpr size_t kMemtableBytes = 64u << 20;
 
   static std::unique_ptr<RocksStore> Open(const StoreOptions& options, std::string& error);
   ~RocksStore();
