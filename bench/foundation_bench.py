@@ -12,6 +12,7 @@ numbers and a Markdown table row for bench/RESULTS.md. Run the same command with
            a time by --consumers long-poll loops that ack each task before the next lease;
            percentiles in microseconds, first second ignored as warm-up.
   rss      resident memory per queued task (and per finished task with --finished).
+  finished resident memory per finished task, enqueued and drained in rounds (no peak).
   churn    RSS and data dir size under steady enqueue + batch ack with a short retention.
   e2e      `conveyor bench` enqueue rate, then drain (lease + batch ack) rate, --runs servers.
 
@@ -387,6 +388,32 @@ def cmd_rss(binary, a):
               f"{mib(fin):.1f} MiB after {a.tasks:,} enqueued and acked, retention 24 h |")
 
 
+def cmd_finished(binary, a):
+    """RAM per finished task, measured without a queued peak: rounds of --round tasks
+    enqueued and drained, so at most one round is ever queued, until --tasks are finished
+    (all kept for the default 24 h retention)."""
+    with Server(binary, a.durability, a.threads) as s:
+        before = s.rss_bytes()
+        done = 0
+        while done < a.tasks:
+            n = min(a.round, a.tasks - done)
+            run_bench(binary, s.url, "--mode", "batch", "--batch", "1000", "--connections", "4",
+                      "--tasks", str(n), "--payload-bytes", "100")
+            run_bench(binary, s.url, "--mode", "drain", "--batch", "100", "--connections", "8")
+            done += n
+        time.sleep(2)
+        after = s.rss_bytes()
+        counts = queue_counts(s)
+    per = (after - before) / a.tasks
+    lbl = label_of(binary, a.label)
+    print(f"RSS before {mib(before):.1f} MiB, after {a.tasks:,} finished {mib(after):.1f} MiB "
+          f"= {per:.0f} B/finished task; counts {counts}")
+    print_row(f"RAM per finished task ({lbl})", f"{per:.0f} B",
+              f"RSS {mib(before):.1f} → {mib(after):.1f} MiB after {a.tasks:,} tasks of ~100 B "
+              f"enqueued and acked in rounds of {a.round:,} (at most one round queued), "
+              f"retention 24 h, {a.durability}")
+
+
 # ---------------------------------------------------------------------------- churn
 
 def cmd_churn(binary, a):
@@ -550,6 +577,10 @@ def main():
     p.add_argument("--tasks", type=int, default=1000000)
     p.add_argument("--finished", action="store_true", help="also drain and measure finished tasks")
 
+    p = sub.add_parser("finished", parents=[common], help="RSS per finished task, no queued peak")
+    p.add_argument("--tasks", type=int, default=1_000_000)
+    p.add_argument("--round", type=int, default=20_000)
+
     p = sub.add_parser("churn", parents=[common], help="RSS and disk under enqueue+ack churn")
     p.add_argument("--retention-ms", type=int, default=30000)
     p.add_argument("--rate", type=float, default=2000, help="tasks per second")
@@ -565,7 +596,8 @@ def main():
     if not os.access(binary, os.X_OK):
         sys.exit(f"no executable at {binary}")
     try:
-        {"latency": cmd_latency, "rss": cmd_rss, "churn": cmd_churn, "e2e": cmd_e2e}[a.cmd](binary, a)
+        {"latency": cmd_latency, "rss": cmd_rss, "finished": cmd_finished, "churn": cmd_churn,
+         "e2e": cmd_e2e}[a.cmd](binary, a)
     except Exception:
         for s in SERVERS:
             code = s.proc.poll()

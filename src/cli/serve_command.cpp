@@ -189,6 +189,8 @@ int RunServe(ServeOptions& options) {
           },
           [&shards, i] { shards.at(i).AfterCommand(); });
     }
+    // Finished tasks leave memory once durable and are read back from the store.
+    for (size_t i = 0; i < shards.size(); ++i) shards.at(i).engine().SetReader(store.get());
     RecoveryStats stats;
     Error error = RecoverAll(*store, shards, stats);
     if (!error.ok()) return Fail("cannot recover from " + options.data_dir + ": " + error.message);

@@ -81,6 +81,7 @@ bool Engine::IsBare(const Queue& queue) { return queue.empty() && queue.config()
 void Engine::MaybeForget(Queue& queue) {
   if (!IsBare(queue) || !queue.waiters().empty()) return;
   std::erase(queues_with_new_ready_, &queue);
+  if (queue.purge_due() != kNever) purge_timers_.erase({queue.purge_due(), &queue});
   const std::string name = queue.name();
   queues_.erase(AbslView(name));
 }
@@ -109,7 +110,60 @@ void Engine::SetState(Task& task, TaskState state, int64_t now) {
   if (IsFinished(state)) task.finished_at = now;
   task.queue->Add(task);
   Rearm(task);
-  if (IsFinished(state)) FinishTaskWaiters(task);
+  if (IsFinished(state)) {
+    OnFinished(task);
+    FinishTaskWaiters(task);
+  }
+}
+
+void Engine::OnFinished(Task& task) {
+  Queue& queue = *task.queue;
+  queue.finished().emplace_back(task.finished_at, task.id);
+  if (queue.finished().size() == 1) ArmPurge(queue);
+  if (reader_ != nullptr) finished_this_command_.push_back(task.id);
+}
+
+void Engine::AfterCommand() {
+  if (finished_this_command_.empty()) return;
+  // Out of memory once durable: from then on storage holds the final state.
+  journal_.WhenDurable(
+      [this, generation = generation_, ids = std::move(finished_this_command_)](Error e) {
+        if (e.ok() && generation == generation_) Evict(ids);
+      });
+  finished_this_command_.clear();
+}
+
+void Engine::Evict(const std::vector<uint64_t>& ids) {
+  for (uint64_t id : ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || !IsFinished(it->second->state)) continue;  // purged, retried
+    Task& task = *it->second;
+    if (task.timer_due != kNever) timers_.erase({task.timer_due, id});
+    if (!task.idempotency_key.empty()) {
+      task.queue->finished_keys()[id] = std::move(task.idempotency_key);
+    }
+    tasks_.erase(it);  // its id stays in the queue's finished index and FIFO
+  }
+}
+
+TaskReader::Result Engine::LoadFinished(uint64_t id, StoredTask& out, Error& error) {
+  if (reader_ == nullptr) return TaskReader::Result::kNotFound;
+  switch (reader_->ReadTask(id, out)) {
+    case TaskReader::Result::kFound:
+      break;
+    case TaskReader::Result::kNotFound:
+      return TaskReader::Result::kNotFound;
+    case TaskReader::Result::kError:
+      error = Error{ErrorCode::kStorageUnavailable,
+                    "the task's record could not be read from storage; retry shortly"};
+      return TaskReader::Result::kError;
+  }
+  // Storage may still hold a task whose purge is not written yet: the index decides.
+  Queue* queue = FindQueue(out.queue);
+  if (queue == nullptr || !queue->HasFinishedId(id) || !IsFinished(out.task.state)) {
+    return TaskReader::Result::kNotFound;
+  }
+  return TaskReader::Result::kFound;
 }
 
 void Engine::Kill(Task& task, DeadReason reason, int64_t now) {
@@ -142,6 +196,13 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
       }
       if (first != nullptr) {
         out = EnqueuedTask{first->id, first->state, true};
+        shared_.live_tasks.Give();
+        return;
+      }
+      StoredTask stored;
+      Error ignored;
+      if (LoadFinished(it->second, stored, ignored) == TaskReader::Result::kFound) {
+        out = EnqueuedTask{it->second, stored.task.state, true};
         shared_.live_tasks.Give();
         return;
       }
@@ -193,6 +254,7 @@ void Engine::Publish(const std::vector<uint64_t>& ids) {
     t.queue->Add(t);
     if (t.state == TaskState::kReady) MarkReady(*t.queue);
     Rearm(t);
+    if (IsFinished(t.state)) OnFinished(t);
   }
   ServeWaiters();
 }
@@ -243,13 +305,30 @@ constexpr const char* kNoTask = "no task with this id";
 
 }  // namespace
 
+TaskReader::Result Engine::FindOrLoad(uint64_t id, Task*& task, StoredTask& stored, Error& error) {
+  task = FindTask(id);
+  if (task != nullptr) return TaskReader::Result::kFound;
+  TaskReader::Result r = LoadFinished(id, stored, error);
+  if (r == TaskReader::Result::kFound) task = &stored.task;
+  return r;
+}
+
 Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string result) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
-  Task* task = FindTask(id);
-  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+  Task* task = nullptr;
+  StoredTask stored;
+  Error error;
+  switch (FindOrLoad(id, task, stored, error)) {
+    case TaskReader::Result::kNotFound:
+      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+    case TaskReader::Result::kError:
+      return {error, {}};
+    case TaskReader::Result::kFound:
+      break;
+  }
   if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token == token) {
-    return IdStateOf(*task);  // a repeated ack: harmless
+    return Ok(IdState{id, task->state});  // a repeated ack: harmless
   }
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch<IdState>(*task);
@@ -269,8 +348,17 @@ Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_v
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
   const int64_t now = Now();
-  Task* task = FindTask(id);
-  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+  Task* task = nullptr;
+  StoredTask stored;
+  Error error;
+  switch (FindOrLoad(id, task, stored, error)) {
+    case TaskReader::Result::kNotFound:
+      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+    case TaskReader::Result::kError:
+      return {error, {}};
+    case TaskReader::Result::kFound:
+      break;
+  }
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch<IdState>(*task);
   }
@@ -296,8 +384,17 @@ Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
                                 std::optional<int64_t> lease_ms, std::string progress) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
-  Task* task = FindTask(id);
-  if (task == nullptr) return Fail<int64_t>(ErrorCode::kNotFound, kNoTask);
+  Task* task = nullptr;
+  StoredTask stored;
+  Error error;
+  switch (FindOrLoad(id, task, stored, error)) {
+    case TaskReader::Result::kNotFound:
+      return Fail<int64_t>(ErrorCode::kNotFound, kNoTask);
+    case TaskReader::Result::kError:
+      return {error, {}};
+    case TaskReader::Result::kFound:
+      break;
+  }
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch<int64_t>(*task);
   }
@@ -316,8 +413,17 @@ Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
 Outcome<IdState> Engine::Cancel(uint64_t id) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
-  Task* task = FindTask(id);
-  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+  Task* task = nullptr;
+  StoredTask stored;
+  Error error;
+  switch (FindOrLoad(id, task, stored, error)) {
+    case TaskReader::Result::kNotFound:
+      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+    case TaskReader::Result::kError:
+      return {error, {}};
+    case TaskReader::Result::kFound:
+      break;
+  }
   if (task->state != TaskState::kScheduled && task->state != TaskState::kReady) {
     return Fail<IdState>(
         ErrorCode::kInvalidState,
@@ -332,13 +438,24 @@ Outcome<IdState> Engine::Cancel(uint64_t id) {
 Outcome<IdState> Engine::Retry(uint64_t id) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
-  Task* task = FindTask(id);
-  if (task == nullptr) return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+  Task* task = nullptr;
+  StoredTask stored;
+  Error error;
+  switch (FindOrLoad(id, task, stored, error)) {
+    case TaskReader::Result::kNotFound:
+      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
+    case TaskReader::Result::kError:
+      return {error, {}};
+    case TaskReader::Result::kFound:
+      break;
+  }
   if (task->state != TaskState::kDead) {
     return Fail<IdState>(ErrorCode::kInvalidState,
                          std::string("only a dead task can be retried; this one is ") +
                              std::string(TaskStateName(task->state)));
   }
+  if (task == &stored.task) task = Revive(std::move(stored));
+  Unfinish(*task->queue, task->finished_at, id);
   task->attempts = 0;
   task->dead_reason = DeadReason::kNone;
   task->deadline = kNever;  // a manual retry is a new chance; the old deadline has passed
@@ -350,9 +467,37 @@ Outcome<IdState> Engine::Retry(uint64_t id) {
 
 Outcome<TaskView> Engine::GetTask(uint64_t id) {
   Tick();
-  Task* task = FindTask(id);
-  if (task == nullptr) return Fail<TaskView>(ErrorCode::kNotFound, kNoTask);
-  return Ok(ViewOf(*task, /*with_token=*/false));
+  if (Task* task = FindTask(id)) return Ok(ViewOf(*task, /*with_token=*/false));
+  StoredTask stored;
+  Error error;
+  switch (LoadFinished(id, stored, error)) {
+    case TaskReader::Result::kFound:
+      return Ok(ViewOf(stored.task, stored.queue, /*with_token=*/false));
+    case TaskReader::Result::kError:
+      return {error, {}};
+    case TaskReader::Result::kNotFound:
+      break;
+  }
+  return Fail<TaskView>(ErrorCode::kNotFound, kNoTask);
+}
+
+// A finished task back in memory (a retry): from its stored record, with its queue's
+// indexes moved from the bare id to the task.
+Task* Engine::Revive(StoredTask stored) {
+  Queue& queue = *FindQueue(stored.queue);
+  const uint64_t id = stored.task.id;
+  queue.RemoveFinishedId(id);
+  auto owned = std::make_unique<Task>(std::move(stored.task));
+  Task& task = *owned;
+  task.queue = &queue;
+  task.timer_due = kNever;
+  if (auto key = queue.finished_keys().find(id); key != queue.finished_keys().end()) {
+    task.idempotency_key = std::move(key->second);
+    queue.finished_keys().erase(key);
+  }
+  tasks_.emplace(id, std::move(owned));
+  queue.Add(task);
+  return &task;
 }
 
 // ---- queues ----------------------------------------------------------------------------
@@ -364,18 +509,45 @@ Outcome<TaskPage> Engine::ListTasks(std::string_view queue_name, std::optional<T
   TaskPage& page = out.value;
   Queue* queue = FindQueue(queue_name);
   if (queue == nullptr) return out;
-  const auto& ids = state ? queue->ids_in(*state) : queue->all_ids();
+  // Ids in id order over the state asked for, or merged over all states.
+  using Iter = absl::btree_set<uint64_t>::const_iterator;
+  std::vector<std::pair<Iter, Iter>> cursors;
+  for (int i = 0; i < kTaskStateCount; ++i) {
+    const auto s = static_cast<TaskState>(i);
+    if (state && *state != s) continue;
+    const auto& ids = queue->ids_in(s);
+    cursors.emplace_back(ids.upper_bound(after), ids.end());
+  }
+  auto next_id = [&cursors]() -> std::optional<uint64_t> {
+    std::pair<Iter, Iter>* best = nullptr;
+    for (auto& c : cursors) {
+      if (c.first != c.second && (best == nullptr || *c.first < *best->first)) best = &c;
+    }
+    if (best == nullptr) return std::nullopt;
+    return *best->first++;
+  };
   size_t bytes = 0;
-  for (auto it = ids.upper_bound(after); it != ids.end(); ++it) {
-    const Task& task = *FindTask(*it);
-    const size_t cost = AnswerBytes(task);
+  uint64_t last = 0;
+  while (std::optional<uint64_t> id = next_id()) {
+    TaskView view;
+    if (const Task* task = FindTask(*id)) {
+      view = ViewOf(*task, /*with_token=*/false);
+    } else {
+      StoredTask stored;
+      TaskReader::Result r = LoadFinished(*id, stored, out.error);
+      if (r == TaskReader::Result::kError) return out;
+      if (r == TaskReader::Result::kNotFound) continue;
+      view = ViewOf(stored.task, stored.queue, /*with_token=*/false);
+    }
+    const size_t cost = AnswerBytes(view);
     page.truncated = !page.tasks.empty() && bytes + cost > limits_.max_response_bytes;
     if (page.tasks.size() == limit || page.truncated) {
-      page.next_after = *std::prev(it);
+      page.next_after = last;
       break;
     }
     bytes += cost;
-    page.tasks.push_back(ViewOf(task, /*with_token=*/false));
+    last = *id;
+    page.tasks.push_back(std::move(view));
   }
   return out;
 }
@@ -397,13 +569,9 @@ Outcome<QueueConfig> Engine::ConfigureQueue(std::string_view queue_name,
   const int64_t old_retention = queue.config().retention_ms;
   patch.ApplyTo(queue.config());
   journal_.QueueConfigChanged(queue.name(), queue.config());
-  if (queue.config().retention_ms != old_retention) {
-    // Tasks that finished before the change follow the new retention too; the ones now
-    // past it are purged by the next ticks, a slice at a time.
-    for (TaskState s : {TaskState::kSucceeded, TaskState::kDead, TaskState::kCanceled}) {
-      for (uint64_t id : queue.ids_in(s)) Rearm(*FindTask(id));
-    }
-  }
+  // Tasks that finished before the change follow the new retention too; the ones now
+  // past it are purged by the next ticks, a slice at a time.
+  if (queue.config().retention_ms != old_retention) ArmPurge(queue);
   if (!queue.config().paused && !queue.ready().empty()) MarkReady(queue);
   ServeWaiters();
   Outcome<QueueConfig> out = Ok(queue.config());
@@ -420,6 +588,17 @@ void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& confi
 void Engine::RestoreTask(std::string_view queue_name, Task task) {
   Queue& queue = GetOrCreateQueue(queue_name);
   if (tasks_.contains(task.id)) return;  // ids are unique keys in storage; never twice
+  if (IsFinished(task.state)) {
+    queue.finished().emplace_back(task.finished_at, task.id);
+    if (!task.idempotency_key.empty()) queue.idempotency()[task.idempotency_key] = task.id;
+    if (reader_ != nullptr) {  // its id only: the record stays in storage
+      if (!task.idempotency_key.empty()) {
+        queue.finished_keys()[task.id] = std::move(task.idempotency_key);
+      }
+      queue.AddFinishedId(task.id, task.state);
+      return;
+    }
+  }
   auto owned = std::make_unique<Task>(std::move(task));
   Task& t = *owned;
   t.queue = &queue;
@@ -434,9 +613,19 @@ void Engine::RestoreTask(std::string_view queue_name, Task task) {
   Rearm(t);
 }
 
+void Engine::FinishRestore() {
+  for (auto& [name, queue] : queues_) {
+    auto& fifo = queue->finished();
+    std::sort(fifo.begin(), fifo.end());  // restored in id order; purged in finish order
+    ArmPurge(*queue);
+  }
+}
+
 void Engine::Reset() {
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
   ++generation_;
+  purge_timers_.clear();
+  finished_this_command_.clear();
   shared_.live_tasks.Give(live_tasks_);
   live_tasks_ = 0;
   timers_.clear();

@@ -29,6 +29,7 @@
 #include "engine/queue_stats.h"
 #include "engine/server_wide.h"
 #include "engine/task.h"
+#include "engine/task_reader.h"
 #include "engine/task_view.h"
 
 namespace conveyor {
@@ -124,10 +125,20 @@ class Engine {
   Outcome<QueueConfig> ConfigureQueue(std::string_view queue, const QueueConfigPatch& patch);
   std::vector<QueueSnapshot> Snapshot() const;
 
+  // Durable modes: finished tasks leave memory once their final state is durable and are
+  // read back through `reader` when asked for. Null (`--durability none`): they stay.
+  void SetReader(TaskReader* reader) { reader_ = reader; }
+  // Called after every command (Shard::AfterCommand): hands the finished tasks of the
+  // command to the journal, to leave memory once durable.
+  void AfterCommand();
+
   // Recovery: rebuild state from stored records, without journaling them. A recorded
   // lease stays valid until its expiry; Tick() then handles whatever is already due.
+  // A finished task is restored as its id only (with a reader). FinishRestore() after
+  // the last one orders the purge FIFOs and arms their timers.
   void RestoreQueueConfig(std::string_view queue, const QueueConfig& config);
   void RestoreTask(std::string_view queue, Task task);
+  void FinishRestore();
   // Drops all state (waiters are answered empty first), before a reload from storage.
   void Reset();
 
@@ -178,6 +189,18 @@ class Engine {
 
   void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
                   std::vector<uint64_t>& created);
+  // A task not in memory: read from storage (finished, evicted). kNotFound without a
+  // reader; kError when storage failed (then `error` says so).
+  TaskReader::Result LoadStored(uint64_t id, StoredTask& out, Error& error);
+  void Evict(const std::vector<uint64_t>& ids);
+  void ArmPurge(Queue& queue);
+  void PurgeDue(Queue& queue, int64_t now, size_t& budget);
+  void PurgeFinished(Queue& queue, uint64_t id);
+  // A finished task becomes live again (retry): its FIFO entry goes.
+  void Unfinish(Queue& queue, int64_t finished_at, uint64_t id);
+  // The task in memory, or else its stored record (finished) in `stored`.
+  TaskReader::Result FindOrLoad(uint64_t id, Task*& task, StoredTask& stored, Error& error);
+  Task* Revive(StoredTask stored);
   void Publish(const std::vector<uint64_t>& ids);
   void CountLive(TaskState from, TaskState to);
   void SetState(Task& task, TaskState state, int64_t now);
@@ -185,7 +208,11 @@ class Engine {
   void Rearm(Task& task);
   void Fire(Task& task, int64_t now);
   void ExpireLease(Task& task, int64_t now);
-  void Purge(Task& task);
+  // A task just finished: into its queue's purge FIFO, and (durable modes) out of memory
+  // once its final state is durable.
+  void OnFinished(Task& task);
+  // A task not in memory that its queue still lists as finished: its stored record.
+  TaskReader::Result LoadFinished(uint64_t id, StoredTask& out, Error& error);
   void AddError(Task& task, int64_t now, std::string_view message);
   std::string NewToken();
 
@@ -197,6 +224,7 @@ class Engine {
   // About what a task's JSON costs in an answer, to keep answers within
   // --max-response-bytes before they are built.
   static size_t AnswerBytes(const Task& task);
+  static size_t AnswerBytes(const TaskView& task);
   struct LeaseWait {  // one parked lease, over one or more queues of this shard
     uint32_t max = 1;
     int64_t lease_ms = 0;
@@ -233,8 +261,12 @@ class Engine {
   absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> unpublished_;
   uint64_t generation_ = 0;  // bumped by Reset(): publications of older tasks are void
   size_t live_tasks_ = 0;    // this shard's share of shared_.live_tasks
-  // (monotonic due, task id): one entry per task with a pending timer.
+  // (monotonic due, task id): one entry per unfinished task with a pending timer.
   absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
+  // (monotonic due, queue): when the head of a queue's finished FIFO is due for purge.
+  absl::btree_set<std::pair<int64_t, Queue*>> purge_timers_;
+  TaskReader* reader_ = nullptr;
+  std::vector<uint64_t> finished_this_command_;
   bool timers_held_ = false;
   bool draining_ = false;  // due timers left for later (slice full, journal refusing)
 

@@ -20,9 +20,16 @@ Error TooManyWaiters() {
 }  // namespace
 
 size_t Engine::AnswerBytes(const Task& task) {
-  size_t bytes = 512 + task.payload.size() + task.result.size() + task.progress.size() +
-                 task.lease_worker.size() + task.queue->name().size();
+  size_t bytes = 512 + 128 + task.payload.size() + task.result.size() + task.progress.size() +
+                 task.lease_worker.size();
   // Error messages are escaped in JSON: count them twice to stay on the safe side.
+  for (const TaskError& e : task.errors) bytes += 64 + 2 * e.message.size();
+  return bytes;
+}
+
+size_t Engine::AnswerBytes(const TaskView& task) {
+  size_t bytes = 512 + 128 + task.payload.size() + task.result.size() + task.progress.size() +
+                 task.lease_worker.size();
   for (const TaskError& e : task.errors) bytes += 64 + 2 * e.message.size();
   return bytes;
 }
@@ -266,8 +273,8 @@ void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Outcome<T
   Tick();
   if (draining_) wait_ms = 0;
   Task* task = FindTask(id);
-  if (task == nullptr) {
-    done(Fail<TaskView>(ErrorCode::kNotFound, "no task with this id"));
+  if (task == nullptr) {  // not in memory: finished (and in storage), or unknown
+    done(GetTask(id));
     return;
   }
   if (wait_ms <= 0 || IsFinished(task->state)) {

@@ -36,8 +36,7 @@ void Engine::Rearm(Task& task) {
       epoch_due = task.lease_expires_at;
       break;
     default:
-      epoch_due = SaturatingAdd(task.finished_at, task.queue->config().retention_ms);
-      break;
+      break;  // finished: purged by its queue's FIFO (ArmPurge), no timer of its own
   }
   const int64_t due = MonoDue(epoch_due);
   if (due == task.timer_due) return;
@@ -66,8 +65,7 @@ void Engine::Fire(Task& task, int64_t now) {
       ExpireLease(task, now);
       return;
     default:
-      Purge(task);
-      return;
+      return;  // finished tasks have no timer
   }
 }
 
@@ -85,18 +83,60 @@ void Engine::ExpireLease(Task& task, int64_t now) {
   journal_.TaskChanged(task);
 }
 
-void Engine::Purge(Task& task) {
-  Queue& queue = *task.queue;
-  queue.Remove(task);
-  if (!task.idempotency_key.empty()) {
-    auto it = queue.idempotency().find(task.idempotency_key);
-    if (it != queue.idempotency().end() && it->second == task.id) queue.idempotency().erase(it);
+void Engine::ArmPurge(Queue& queue) {
+  int64_t due = kNever;
+  if (!queue.finished().empty()) {
+    due = MonoDue(SaturatingAdd(queue.finished().front().first, queue.config().retention_ms));
   }
-  if (task.timer_due != kNever) timers_.erase({task.timer_due, task.id});
-  if (!IsFinished(task.state)) CountLive(task.state, TaskState::kCanceled);
-  journal_.TaskRemoved(task.id);
-  tasks_.erase(task.id);
-  MaybeForget(queue);
+  if (due == queue.purge_due()) return;
+  if (queue.purge_due() != kNever) purge_timers_.erase({queue.purge_due(), &queue});
+  queue.purge_due() = due;
+  if (due != kNever) purge_timers_.insert({due, &queue});
+}
+
+// Purges the queue's finished tasks whose retention has passed, oldest first, within the
+// budget of this tick.
+void Engine::PurgeDue(Queue& queue, int64_t now, size_t& budget) {
+  auto& fifo = queue.finished();
+  const int64_t retention = queue.config().retention_ms;
+  while (!fifo.empty() && budget > 0 && SaturatingAdd(fifo.front().first, retention) <= now) {
+    const uint64_t id = fifo.front().second;
+    fifo.pop_front();
+    --budget;
+    PurgeFinished(queue, id);
+  }
+}
+
+void Engine::PurgeFinished(Queue& queue, uint64_t id) {
+  auto forget_key = [&queue](const std::string& key, uint64_t task_id) {
+    auto it = queue.idempotency().find(key);
+    if (it != queue.idempotency().end() && it->second == task_id) queue.idempotency().erase(it);
+  };
+  if (Task* task = FindTask(id)) {
+    if (!IsFinished(task->state)) return;
+    queue.Remove(*task);
+    if (!task->idempotency_key.empty()) forget_key(task->idempotency_key, id);
+    if (task->timer_due != kNever) timers_.erase({task->timer_due, id});
+    tasks_.erase(id);
+  } else {
+    if (!queue.RemoveFinishedId(id)) return;
+    if (auto key = queue.finished_keys().find(id); key != queue.finished_keys().end()) {
+      forget_key(key->second, id);
+      queue.finished_keys().erase(key);
+    }
+  }
+  journal_.TaskRemoved(id);
+}
+
+void Engine::Unfinish(Queue& queue, int64_t finished_at, uint64_t id) {
+  auto& fifo = queue.finished();
+  const std::pair<int64_t, uint64_t> entry{finished_at, id};
+  auto it = std::lower_bound(fifo.begin(), fifo.end(), entry);
+  if (it == fifo.end() || *it != entry) it = std::find(fifo.begin(), fifo.end(), entry);
+  if (it == fifo.end()) return;
+  const bool head = it == fifo.begin();
+  fifo.erase(it);
+  if (head) ArmPurge(queue);
 }
 
 void Engine::Tick() {
@@ -117,6 +157,21 @@ void Engine::Tick() {
     task->timer_due = kNever;
     Fire(*task, now);
   }
+  while (!purge_timers_.empty() && purge_timers_.begin()->first <= mono) {
+    if (fired >= kTimerSlice || !journal_.writable()) {
+      timers_held_ = true;
+      break;
+    }
+    Queue* queue = purge_timers_.begin()->second;
+    purge_timers_.erase(purge_timers_.begin());
+    queue->purge_due() = kNever;
+    size_t budget = kTimerSlice - fired;
+    const size_t before = budget;
+    PurgeDue(*queue, now, budget);
+    fired += before - budget;
+    ArmPurge(*queue);  // the next head (still due if the slice ran out: the next tick)
+    MaybeForget(*queue);
+  }
   ServeWaiters();
   while (!waiter_deadlines_.empty() && waiter_deadlines_.begin()->first <= mono) {
     CancelWaiter(waiter_deadlines_.begin()->second);
@@ -126,6 +181,7 @@ void Engine::Tick() {
 int64_t Engine::NextWakeup() const {
   int64_t next = kNever;
   if (!timers_.empty()) next = timers_.begin()->first;
+  if (!purge_timers_.empty()) next = std::min(next, purge_timers_.begin()->first);
   // Held timers: come back soon, but give other work (and a refusing journal) a moment.
   if (timers_held_) next = std::max(next, Mono() + (journal_.writable() ? 0 : 10));
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.begin()->first);

@@ -3,15 +3,35 @@
 namespace conveyor {
 
 void Queue::Add(const Task& task) {
-  all_ids_.insert(task.id);
   by_state_[Index(task.state)].insert(task.id);
   if (task.state == TaskState::kReady) AddReady(task);
 }
 
 void Queue::Remove(const Task& task) {
-  all_ids_.erase(task.id);
   by_state_[Index(task.state)].erase(task.id);
   if (task.state == TaskState::kReady) RemoveReady(task);
+}
+
+bool Queue::empty() const {
+  if (unpublished_ != 0) return false;
+  for (const auto& ids : by_state_) {
+    if (!ids.empty()) return false;
+  }
+  return true;
+}
+
+bool Queue::RemoveFinishedId(uint64_t id) {
+  for (TaskState s : {TaskState::kSucceeded, TaskState::kDead, TaskState::kCanceled}) {
+    if (by_state_[Index(s)].erase(id) > 0) return true;
+  }
+  return false;
+}
+
+bool Queue::HasFinishedId(uint64_t id) const {
+  for (TaskState s : {TaskState::kSucceeded, TaskState::kDead, TaskState::kCanceled}) {
+    if (by_state_[Index(s)].contains(id)) return true;
+  }
+  return false;
 }
 
 void Queue::RecordReadyWait(int64_t wait_ms) {

@@ -1,11 +1,14 @@
 // Queue: one named queue's indexes inside its shard's Engine: the ready order, the ids of
-// its tasks by state (for listing pages), counters, idempotency keys, long-poll waiters and
-// the ready-to-leased wait histogram. Owned by the Engine and touched only on its thread;
-// it holds no Task memory (the Engine owns tasks), only ids and keys.
+// its tasks by state (for listing pages and counts), the purge FIFO of finished tasks,
+// counters, idempotency keys, long-poll waiters and the ready-to-leased wait histogram.
+// Owned by the Engine and touched only on its thread; it holds no Task memory (the Engine
+// owns tasks), only ids and keys. A finished task costs the queue an id in its state's
+// index and a (finished_at, id) entry in the FIFO: about 30 bytes, whatever its payload.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <string>
@@ -59,10 +62,25 @@ class Queue {
 
   const absl::btree_set<ReadyKey>& ready() const { return ready_; }
   const absl::btree_set<uint64_t>& ids_in(TaskState s) const { return by_state_[Index(s)]; }
-  const absl::btree_set<uint64_t>& all_ids() const { return all_ids_; }
   uint64_t count(TaskState s) const { return by_state_[Index(s)].size(); }
-  // No published task; tasks whose creation is not yet durable are counted apart.
-  bool empty() const { return all_ids_.empty() && unpublished_ == 0; }
+  // No task at all, tasks whose creation is not yet durable included.
+  bool empty() const;
+
+  // A finished task that is no longer in memory (its record is in storage): only its id.
+  void AddFinishedId(uint64_t id, TaskState state) { by_state_[Index(state)].insert(id); }
+  // Removes a finished id whatever its state; false when it was not there.
+  bool RemoveFinishedId(uint64_t id);
+  bool HasFinishedId(uint64_t id) const;
+
+  // Finished tasks in the order they finished: (finished_at epoch ms, id). Purged from the
+  // front once finished_at + retention has passed. An entry of a task since retried is
+  // taken out by the Engine.
+  std::deque<std::pair<int64_t, uint64_t>>& finished() { return finished_; }
+  // The idempotency keys of finished tasks that are no longer in memory (to forget the
+  // key when the task is purged).
+  absl::flat_hash_map<uint64_t, std::string>& finished_keys() { return finished_keys_; }
+  // The monotonic time the Engine's purge timer of this queue is armed for, or kNever.
+  int64_t& purge_due() { return purge_due_; }
   void AddUnpublished() { ++unpublished_; }
   void RemoveUnpublished() { --unpublished_; }
 
@@ -87,7 +105,9 @@ class Queue {
   QueueConfig config_;
   absl::btree_set<ReadyKey> ready_;
   std::array<absl::btree_set<uint64_t>, kTaskStateCount> by_state_;
-  absl::btree_set<uint64_t> all_ids_;
+  std::deque<std::pair<int64_t, uint64_t>> finished_;
+  absl::flat_hash_map<uint64_t, std::string> finished_keys_;
+  int64_t purge_due_ = kNever;
   QueueTotals totals_;
   absl::flat_hash_map<std::string, uint64_t> idempotency_;
   std::list<uint64_t> waiters_;

@@ -15,6 +15,7 @@ Shard::Shard(size_t index, boost::asio::io_context& io, const Clock& clock, Jour
       timer_(io) {}
 
 void Shard::AfterCommand() {
+  engine_.AfterCommand();
   const int64_t next = engine_.NextWakeup();
   if (next == armed_for_) return;
   armed_for_ = next;

@@ -48,9 +48,13 @@ std::string_view DeadReasonName(DeadReason reason) {
 }
 
 TaskView ViewOf(const Task& task, bool with_token) {
+  return ViewOf(task, task.queue->name(), with_token);
+}
+
+TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   TaskView v;
   v.id = task.id;
-  v.queue = task.queue->name();
+  v.queue = std::string(queue);
   v.payload_kind = task.payload_kind;
   v.payload = task.payload;
   v.priority = task.priority;

@@ -38,6 +38,7 @@ struct TaskView {
 };
 
 TaskView ViewOf(const Task& task, bool with_token);
+TaskView ViewOf(const Task& task, std::string_view queue, bool with_token);
 
 struct IdState {
   uint64_t id = 0;

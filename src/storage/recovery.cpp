@@ -28,6 +28,7 @@ Error RecoverAll(RocksStore& store, ShardSet& shards, RecoveryStats& stats) {
     ++stats.tasks;
   });
   if (!error.ok()) return error;
+  for (size_t i = 0; i < shards.size(); ++i) shards.at(i).engine().FinishRestore();
   stats.next_sequence = store.HighWaterSequence() + 1;
   error = store.ReserveFrom(stats.next_sequence);
   if (!error.ok()) return error;
@@ -49,6 +50,7 @@ Error RecoverShard(RocksStore& store, ShardSet& shards, size_t index) {
       engine.RestoreTask(stored.queue, std::move(stored.task));
     });
   }
+  engine.FinishRestore();
   shard.AfterCommand();
   return error;
 }

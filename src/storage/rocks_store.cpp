@@ -4,8 +4,8 @@
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
-#include <rocksdb/write_buffer_manager.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -180,7 +180,7 @@ RocksStore::~RocksStore() { CloseDb(); }
 
 Error RocksStore::Write(rocksdb::WriteBatch& batch, bool sync) {
   std::shared_lock lock(mutex_);
-  if (db_ == nullptr) return Closed();
+  if (db_ == nullptr || read_only_) return Closed();
   rocksdb::WriteOptions options;
   options.sync = sync;
   return StorageError(db_->Write(options, &batch));
@@ -189,19 +189,28 @@ Error RocksStore::Write(rocksdb::WriteBatch& batch, bool sync) {
 Error RocksStore::SyncWal() {
   std::shared_lock lock(mutex_);
   if (db_ == nullptr) return Closed();
+  if (read_only_) return {};  // nothing is written while read-only
   return StorageError(db_->SyncWAL());
 }
 
 Error RocksStore::Recover() {
   std::unique_lock lock(mutex_);
-  if (db_ != nullptr && db_->Resume().ok()) return {};
+  if (db_ != nullptr && !read_only_ && db_->Resume().ok()) return {};
   CloseDb();
+  read_only_ = false;
   rocksdb::Status s = OpenDb();
-  if (!s.ok()) {
+  if (s.ok()) return {};
+  db_ = nullptr;
+  // The disk refuses writes (it cannot even open the database for them): open it read-only
+  // so that reads (GET of finished tasks, pages, a shard's reload) keep working meanwhile.
+  // Writes to it fail, and the next Recover() tries a full open again.
+  handles_.clear();
+  if (rocksdb::DB::OpenForReadOnly(db_options_, path_, families_, &handles_, &db_).ok()) {
+    read_only_ = true;
+  } else {
     db_ = nullptr;
-    return StorageError(s);
   }
-  return {};
+  return StorageError(s);
 }
 
 Error RocksStore::LoadQueues(
@@ -264,6 +273,22 @@ Error RocksStore::LoadTasks(const LoadFilter& filter,
   if (!meta_it->status().ok()) return StorageError(meta_it->status());
   if (!delta_it->status().ok()) return StorageError(delta_it->status());
   return StorageError(payload_it->status());
+}
+
+TaskReader::Result RocksStore::ReadTask(uint64_t id, StoredTask& out) {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Result::kError;
+  const std::string key = TaskKey(id);
+  std::string meta;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[1], key, &meta);
+  if (s.IsNotFound()) return Result::kNotFound;
+  if (!s.ok() || !DecodeTaskMeta(meta, out) || out.task.id != id) return Result::kError;
+  s = db_->Get(rocksdb::ReadOptions(), handles_[2], key, &out.task.payload);
+  if (!s.ok()) return Result::kError;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[5]));
+  it->Seek(key);
+  if (!ApplyDeltas(*it, id, out.task).ok() || !it->status().ok()) return Result::kError;
+  return Result::kFound;
 }
 
 Error RocksStore::ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task) {

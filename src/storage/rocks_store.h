@@ -41,7 +41,7 @@ struct LoadFilter {
   std::function<bool(std::string_view queue)> queue;
 };
 
-class RocksStore {
+class RocksStore final : public TaskReader {
  public:
   // Table files RocksDB keeps open, and the descriptors the store may need in all (tables,
   // WAL, MANIFEST, directory handles, compaction outputs): serve keeps this many free of
@@ -52,7 +52,7 @@ class RocksStore {
   static constexpr size_t kMemtableBytes = 64u << 20;
 
   static std::unique_ptr<RocksStore> Open(const StoreOptions& options, std::string& error);
-  ~RocksStore();
+  ~RocksStore() override;
 
   // Handles for building WriteBatches on any thread. They stay valid across Recover(),
   // which replaces the database's own handles.
@@ -71,6 +71,8 @@ class RocksStore {
 
   Error LoadQueues(const LoadFilter& filter,
                    const std::function<void(std::string_view, const QueueConfig&)>& visit);
+  // One task's record, payload and deltas, as recovery would load it. Thread-safe.
+  Result ReadTask(uint64_t id, StoredTask& out) override;
   // Visits tasks in id order, each with its payload.
   Error LoadTasks(const LoadFilter& filter, const std::function<void(StoredTask&&)>& visit);
   // The largest task sequence that may have been handed out: the reservations, the
@@ -101,6 +103,7 @@ class RocksStore {
   // Shared by writes, loads and syncs; exclusive only while Recover() reopens.
   mutable std::shared_mutex mutex_;
   rocksdb::DB* db_ = nullptr;
+  bool read_only_ = false;  // opened for reads only while the disk refuses writes
   // default, tasks, payloads, queues, meta, deltas
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::vector<std::unique_ptr<rocksdb::ColumnFamilyHandle>> batch_handles_;

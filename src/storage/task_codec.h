@@ -8,6 +8,7 @@
 
 #include "engine/queue_config.h"
 #include "engine/task.h"
+#include "engine/task_reader.h"
 
 namespace conveyor {
 
@@ -25,12 +26,6 @@ inline constexpr char kProgressTag = 'p';
 std::string DeltaKey(uint64_t id, char tag);
 bool ParseDeltaKey(std::string_view key, uint64_t& id, char& tag);
 inline constexpr uint8_t kQueueRecordVersion = 1;
-
-// A task read back from storage: `task.queue` is null; the queue is named.
-struct StoredTask {
-  Task task;
-  std::string queue;
-};
 
 // The task record: everything but the payload, the result and the progress.
 void EncodeTaskMeta(const Task& task, std::string& out);

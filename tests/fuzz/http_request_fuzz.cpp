@@ -10,6 +10,7 @@
 
 #include "api/handlers.h"
 #include "common/clock.h"
+#include "engine/local_task_service.h"
 
 namespace {
 
@@ -29,7 +30,8 @@ struct World {
   Limits limits;
   NullJournal journal;
   ShardSet shards{1, SystemClock::Instance(), {&journal}, limits};
-  Api api{shards, limits};
+  LocalTaskService service{shards};
+  Api api{service, limits, 1};
 };
 
 }  // namespace

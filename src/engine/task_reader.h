@@ -1,0 +1,28 @@
+// TaskReader: the engine's one read seam into storage. A finished task leaves memory once
+// its final state is durable (only its id stays, in its queue's indexes); GET, pages, a
+// repeated ack and retry read its record back through this. RocksStore implements it;
+// with `--durability none` there is none and finished tasks stay in memory. Called on the
+// owning shard's thread; an implementation must be safe to call from any shard thread.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/task.h"
+
+namespace conveyor {
+
+// A task read back from storage: `task.queue` is null; the queue is named.
+struct StoredTask {
+  Task task;
+  std::string queue;
+};
+
+class TaskReader {
+ public:
+  enum class Result { kFound, kNotFound, kError };
+  virtual ~TaskReader() = default;
+  virtual Result ReadTask(uint64_t id, StoredTask& out) = 0;
+};
+
+}  // namespace conveyor
