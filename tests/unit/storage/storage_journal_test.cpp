@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "drop_unsynced_file_system.h"
 #include "engine/engine.h"
@@ -39,11 +40,11 @@ std::set<uint64_t> StoredIds(const std::string& path) {
 
 struct Harness {
   explicit Harness(const std::string& path, std::shared_ptr<rocksdb::FileSystem> fs,
-                   std::string fault_file = "") {
+                   std::string fault_file = "", bool sync = true) {
     std::string error;
     store = RocksStore::Open(StoreOptions{path, std::move(fault_file), std::move(fs)}, error);
     EXPECT_TRUE(store) << error;
-    journal = std::make_unique<StorageJournal>(*store, /*sync=*/true, 0);
+    journal = std::make_unique<StorageJournal>(*store, sync, 0);
     journal->Bind(io, [this] {
       ++reloads;
       return Error{};
@@ -211,6 +212,40 @@ TEST(StorageJournalDeltaTest, LeaseExtendAndAckWriteSmallRecordsThatRecover) {
   EXPECT_EQ(t.progress, R"({"pct":50})");
   EXPECT_EQ(t.errors.size(), 49u);
   EXPECT_EQ(t.payload.size(), (1u << 20) + 2);
+  fs::remove_all(dir);
+}
+
+// TESTPLAN A.4 in batch mode: what was acknowledged more than one sync interval (100 ms,
+// plus scheduling slack) before the "power loss" survives it.
+TEST(StorageJournalBatchTest, BatchModeLosesAtMostTheLastSyncInterval) {
+  using Clock = std::chrono::steady_clock;
+  const std::string dir = TempDir("batch-window");
+  auto fs = std::make_shared<testing::DropUnsyncedFileSystem>();
+  Harness h(dir + "/db", fs, "", /*sync=*/false);
+  BatchSyncer syncer(*h.store, std::chrono::milliseconds(100), nullptr);
+  std::vector<std::pair<uint64_t, Clock::time_point>> acked;
+  const auto start = Clock::now();
+  for (int i = 0; Clock::now() - start < std::chrono::milliseconds(700); ++i) {
+    h.Enqueue(i, [&](uint64_t id, Error e) {
+      if (e.ok()) acked.emplace_back(id, Clock::now());
+    });
+    h.io.restart();
+    h.io.poll();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto crash = Clock::now();
+  fs->CopySyncedState(dir + "/db", dir + "/crashed");
+  std::set<uint64_t> survived = StoredIds(dir + "/crashed");
+  size_t checked = 0;
+  for (const auto& [id, at] : acked) {
+    if (at + std::chrono::milliseconds(100 + 100) > crash) continue;  // within the window
+    ++checked;
+    EXPECT_TRUE(survived.contains(id))
+        << id << " acknowledged "
+        << std::chrono::duration_cast<std::chrono::milliseconds>(crash - at).count()
+        << " ms before the crash was lost";
+  }
+  EXPECT_GT(checked, 100u);
   fs::remove_all(dir);
 }
 
