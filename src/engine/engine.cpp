@@ -139,8 +139,8 @@ void Engine::Evict(const std::vector<uint64_t>& ids) {
     if (it == tasks_.end() || !IsFinished(it->second->state)) continue;  // purged, retried
     Task& task = *it->second;
     if (task.timer_due != kNever) timers_.erase({task.timer_due, id});
-    if (!task.idempotency_key.empty()) {
-      task.queue->finished_keys()[id] = std::move(task.idempotency_key);
+    if (!task.idempotency_key().empty()) {
+      task.queue->finished_keys()[id] = std::move(task.cold().idempotency_key);
     }
     tasks_.erase(it);  // its id stays in the queue's finished index and FIFO
   }
@@ -176,8 +176,9 @@ void Engine::AddError(Task& task, int64_t now, std::string_view message) {
   if (message.size() > limits_.max_error_message_bytes) {
     message = message.substr(0, limits_.max_error_message_bytes);
   }
-  if (task.errors.size() >= limits_.max_errors_kept) task.errors.erase(task.errors.begin());
-  task.errors.push_back(TaskError{now, task.attempts, std::string(message)});
+  auto& errors = task.cold().errors;
+  if (errors.size() >= limits_.max_errors_kept) errors.erase(errors.begin());
+  errors.push_back(TaskError{now, task.attempts, std::string(message)});
 }
 
 // ---- enqueue ---------------------------------------------------------------------------
@@ -220,8 +221,8 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   t.created_at = now;
   t.run_at = spec.run_at ? *spec.run_at : spec.delay_ms ? SaturatingAdd(now, *spec.delay_ms) : now;
   t.deadline = spec.deadline.value_or(kNever);
-  t.lease_ms = spec.lease_ms;
-  t.idempotency_key = spec.idempotency_key;
+  t.lease_ms = static_cast<int32_t>(spec.lease_ms);
+  if (!spec.idempotency_key.empty()) t.cold().idempotency_key = spec.idempotency_key;
   t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
   t.ready_at = now;
   if (t.state == TaskState::kReady) t.run_at = std::max(t.run_at, now);
@@ -234,7 +235,7 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
     t.state = TaskState::kDead;
     t.finished_at = now;
   }
-  if (!t.idempotency_key.empty()) queue.idempotency()[t.idempotency_key] = t.id;
+  if (!t.idempotency_key().empty()) queue.idempotency()[t.idempotency_key()] = t.id;
   journal_.TaskCreated(t);
   queue.AddUnpublished();
   created.push_back(t.id);
@@ -334,7 +335,7 @@ Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string re
     return LeaseMismatch<IdState>(*task);
   }
   const bool has_result = !result.empty();
-  task->result = std::move(result);
+  if (has_result) task->cold().result = std::move(result);
   task->queue->totals().acked++;
   SetState(*task, TaskState::kSucceeded, Now());
   if (has_result) journal_.TaskResultSet(*task);
@@ -401,7 +402,7 @@ Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
   task->lease_expires_at = SaturatingAdd(Now(), EffectiveLeaseMs(*task, lease_ms.value_or(0)));
   Rearm(*task);
   if (!progress.empty()) {
-    task->progress = std::move(progress);
+    task->cold().progress = std::move(progress);
     journal_.TaskProgressSet(*task);
   }
   journal_.TaskStateChanged(*task);
@@ -492,7 +493,7 @@ Task* Engine::Revive(StoredTask stored) {
   task.queue = &queue;
   task.timer_due = kNever;
   if (auto key = queue.finished_keys().find(id); key != queue.finished_keys().end()) {
-    task.idempotency_key = std::move(key->second);
+    task.cold().idempotency_key = std::move(key->second);
     queue.finished_keys().erase(key);
   }
   tasks_.emplace(id, std::move(owned));
@@ -590,10 +591,10 @@ void Engine::RestoreTask(std::string_view queue_name, Task task) {
   if (tasks_.contains(task.id)) return;  // ids are unique keys in storage; never twice
   if (IsFinished(task.state)) {
     queue.finished().emplace_back(task.finished_at, task.id);
-    if (!task.idempotency_key.empty()) queue.idempotency()[task.idempotency_key] = task.id;
+    if (!task.idempotency_key().empty()) queue.idempotency()[task.idempotency_key()] = task.id;
     if (reader_ != nullptr) {  // its id only: the record stays in storage
-      if (!task.idempotency_key.empty()) {
-        queue.finished_keys()[task.id] = std::move(task.idempotency_key);
+      if (!task.idempotency_key().empty()) {
+        queue.finished_keys()[task.id] = std::move(task.cold().idempotency_key);
       }
       queue.AddFinishedId(task.id, task.state);
       return;
@@ -609,7 +610,7 @@ void Engine::RestoreTask(std::string_view queue_name, Task task) {
     ++live_tasks_;
     shared_.live_tasks.Take();
   }
-  if (!t.idempotency_key.empty()) queue.idempotency()[t.idempotency_key] = t.id;
+  if (!t.idempotency_key().empty()) queue.idempotency()[t.idempotency_key()] = t.id;
   Rearm(t);
 }
 

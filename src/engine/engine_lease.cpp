@@ -20,10 +20,10 @@ Error TooManyWaiters() {
 }  // namespace
 
 size_t Engine::AnswerBytes(const Task& task) {
-  size_t bytes = 512 + 128 + task.payload.size() + task.result.size() + task.progress.size() +
-                 task.lease_worker.size();
+  size_t bytes = 512 + 128 + task.payload.size() + task.result().size() + task.progress().size() +
+                 task.lease_worker().size();
   // Error messages are escaped in JSON: count them twice to stay on the safe side.
-  for (const TaskError& e : task.errors) bytes += 64 + 2 * e.message.size();
+  for (const TaskError& e : task.errors()) bytes += 64 + 2 * e.message.size();
   return bytes;
 }
 
@@ -61,7 +61,7 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     queue.RecordReadyWait(now - task.ready_at);
     task.attempts++;
     task.lease_token = tokens_.Token128();
-    task.lease_worker = std::string(worker);
+    if (!worker.empty() || !task.lease_worker().empty()) task.cold().lease_worker = worker;
     task.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
     SetState(task, TaskState::kLeased, now);
     queue.totals().leased++;

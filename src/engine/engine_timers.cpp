@@ -115,7 +115,7 @@ void Engine::PurgeFinished(Queue& queue, uint64_t id) {
   if (Task* task = FindTask(id)) {
     if (!IsFinished(task->state)) return;
     queue.Remove(*task);
-    if (!task->idempotency_key.empty()) forget_key(task->idempotency_key, id);
+    if (!task->idempotency_key().empty()) forget_key(task->idempotency_key(), id);
     if (task->timer_due != kNever) timers_.erase({task->timer_due, id});
     tasks_.erase(id);
   } else {

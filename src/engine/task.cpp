@@ -47,6 +47,16 @@ std::string_view DeadReasonName(DeadReason reason) {
   return "";
 }
 
+const std::string& Task::Empty() {
+  static const std::string empty;
+  return empty;
+}
+
+const std::vector<TaskError>& Task::NoErrors() {
+  static const std::vector<TaskError> none;
+  return none;
+}
+
 TaskView ViewOf(const Task& task, bool with_token) {
   return ViewOf(task, task.queue->name(), with_token);
 }
@@ -65,13 +75,13 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.created_at = task.created_at;
   v.run_at = task.run_at;
   v.deadline = task.deadline;
-  v.result = task.result;
-  v.progress = task.progress;
-  v.errors = task.errors;
-  v.idempotency_key = task.idempotency_key;
+  v.result = task.result();
+  v.progress = task.progress();
+  v.errors = task.errors();
+  v.idempotency_key = task.idempotency_key();
   if (task.state == TaskState::kLeased) {
     v.lease_expires_at = task.lease_expires_at;
-    v.lease_worker = task.lease_worker;
+    v.lease_worker = task.lease_worker();
     if (with_token) v.lease_token = task.lease_token;
   }
   return v;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,33 +39,55 @@ struct TaskError {
 
 class Queue;
 
+// What most queued tasks never have: allocated on the first write of any of it, so that
+// a plain queued task pays one pointer for all of it.
+struct TaskCold {
+  std::string result;    // as given with the ack; empty = none
+  std::string progress;  // as given with an extend; empty = none
+  std::vector<TaskError> errors;
+  std::string idempotency_key;
+  std::string lease_worker;
+};
+
+// Hot fields inline (what ordering, leasing and timers read); cold ones behind `cold_`.
 struct Task {
   uint64_t id = 0;
   Queue* queue = nullptr;  // owned by the same Engine; outlives its tasks
   std::string payload;     // bytes of payload_kind
   PayloadKind payload_kind = PayloadKind::kJson;
-  int32_t priority = 0;
   TaskState state = TaskState::kReady;
   DeadReason dead_reason = DeadReason::kNone;
+  int32_t priority = 0;
   uint32_t attempts = 0;
   uint32_t max_attempts = 25;
+  int32_t lease_ms = 0;  // 0: use the queue's (at most 24 h)
   int64_t created_at = 0;
   int64_t run_at = 0;
   int64_t ready_at = 0;       // when it last became ready: the second key of the order
   int64_t deadline = kNever;  // not leased by then -> dead (expired)
-  int64_t lease_ms = 0;       // 0: use the queue's
   int64_t finished_at = 0;
-  std::string result;    // raw JSON, empty = null
-  std::string progress;  // raw JSON, empty = null
-  std::vector<TaskError> errors;
-  std::string idempotency_key;
   // Current (or, once acked, last) lease. The token survives the ack so that a repeated
   // ack with the same token is recognised as harmless.
   std::string lease_token;
-  std::string lease_worker;
   int64_t lease_expires_at = 0;
   // The single pending timer entry of this task in the engine's timer index.
   int64_t timer_due = kNever;
+
+  const std::string& result() const { return cold_ ? cold_->result : Empty(); }
+  const std::string& progress() const { return cold_ ? cold_->progress : Empty(); }
+  const std::vector<TaskError>& errors() const { return cold_ ? cold_->errors : NoErrors(); }
+  const std::string& idempotency_key() const { return cold_ ? cold_->idempotency_key : Empty(); }
+  const std::string& lease_worker() const { return cold_ ? cold_->lease_worker : Empty(); }
+  // For writes: the cold part, made on first use.
+  TaskCold& cold() {
+    if (!cold_) cold_ = std::make_unique<TaskCold>();
+    return *cold_;
+  }
+
+ private:
+  static const std::string& Empty();
+  static const std::vector<TaskError>& NoErrors();
+  std::unique_ptr<TaskCold> cold_;
 };
 
 }  // namespace conveyor

@@ -308,9 +308,9 @@ Error RocksStore::ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task) {
                      "the state of task " + std::to_string(id) + " is unreadable in storage"};
       }
     } else if (tag == kResultTag) {
-      task.result.assign(value);
+      task.cold().result.assign(value);
     } else if (tag == kProgressTag) {
-      task.progress.assign(value);
+      task.cold().progress.assign(value);
     }
   }
   return {};

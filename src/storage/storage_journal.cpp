@@ -90,13 +90,13 @@ void StorageJournal::TaskStateChanged(const Task& task) {
 
 void StorageJournal::TaskResultSet(const Task& task) {
   if (failed_) return;
-  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kResultTag)), AsSlice(task.result));
+  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kResultTag)), AsSlice(task.result()));
   ScheduleFlush();
 }
 
 void StorageJournal::TaskProgressSet(const Task& task) {
   if (failed_) return;
-  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kProgressTag)), AsSlice(task.progress));
+  pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kProgressTag)), AsSlice(task.progress()));
   ScheduleFlush();
 }
 

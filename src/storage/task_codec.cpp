@@ -24,15 +24,15 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Signed(t.deadline);
   w.Signed(t.lease_ms);
   w.Signed(t.finished_at);
-  w.Varint(t.errors.size());
-  for (const TaskError& e : t.errors) {
+  w.Varint(t.errors().size());
+  for (const TaskError& e : t.errors()) {
     w.Signed(e.at);
     w.Varint(e.attempt);
     w.Bytes(e.message);
   }
-  w.Bytes(t.idempotency_key);
+  w.Bytes(t.idempotency_key());
   w.Bytes(t.lease_token);
-  w.Bytes(t.lease_worker);
+  w.Bytes(t.lease_worker());
   w.Signed(t.lease_expires_at);
   w.Byte(static_cast<uint8_t>(t.payload_kind));
 }
@@ -42,15 +42,22 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
   Task& t = out.task;
   uint8_t version, state, reason;
   uint64_t attempts, max_attempts, error_count;
-  int64_t priority;
+  int64_t priority, lease_ms;
   if (!r.Byte(version) || version < 1 || version > kTaskRecordVersion) return false;
   if (!r.Varint(t.id) || !r.Bytes(out.queue) || !r.Signed(priority) || !r.Byte(state) ||
       !r.Byte(reason) || !r.Varint(attempts) || !r.Varint(max_attempts) ||
       !r.Signed(t.created_at) || !r.Signed(t.run_at) || !r.Signed(t.ready_at) ||
-      !r.Signed(t.deadline) || !r.Signed(t.lease_ms) || !r.Signed(t.finished_at)) {
+      !r.Signed(t.deadline) || !r.Signed(lease_ms) || !r.Signed(t.finished_at) || lease_ms < 0 ||
+      lease_ms > INT32_MAX) {
     return false;
   }
-  if (version < 3 && (!r.Bytes(t.result) || !r.Bytes(t.progress))) return false;
+  t.lease_ms = static_cast<int32_t>(lease_ms);
+  if (version < 3) {
+    std::string result, progress;
+    if (!r.Bytes(result) || !r.Bytes(progress)) return false;
+    if (!result.empty()) t.cold().result = std::move(result);
+    if (!progress.empty()) t.cold().progress = std::move(progress);
+  }
   if (!r.Varint(error_count)) return false;
   if (state >= kTaskStateCount || reason > static_cast<uint8_t>(DeadReason::kBuried) ||
       error_count > 1'000'000 || priority < INT32_MIN || priority > INT32_MAX) {
@@ -61,16 +68,22 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
   t.dead_reason = static_cast<DeadReason>(reason);
   t.attempts = static_cast<uint32_t>(attempts);
   t.max_attempts = static_cast<uint32_t>(max_attempts);
-  t.errors.resize(error_count);
-  for (TaskError& e : t.errors) {
-    uint64_t attempt;
-    if (!r.Signed(e.at) || !r.Varint(attempt) || !r.Bytes(e.message)) return false;
-    e.attempt = static_cast<uint32_t>(attempt);
+  if (error_count > 0) {
+    auto& errors = t.cold().errors;
+    errors.resize(error_count);
+    for (TaskError& e : errors) {
+      uint64_t attempt;
+      if (!r.Signed(e.at) || !r.Varint(attempt) || !r.Bytes(e.message)) return false;
+      e.attempt = static_cast<uint32_t>(attempt);
+    }
   }
-  if (!r.Bytes(t.idempotency_key) || !r.Bytes(t.lease_token) || !r.Bytes(t.lease_worker) ||
+  std::string key, worker;
+  if (!r.Bytes(key) || !r.Bytes(t.lease_token) || !r.Bytes(worker) ||
       !r.Signed(t.lease_expires_at)) {
     return false;
   }
+  if (!key.empty()) t.cold().idempotency_key = std::move(key);
+  if (!worker.empty()) t.cold().lease_worker = std::move(worker);
   t.payload_kind = PayloadKind::kJson;
   if (version >= 2) {
     uint8_t kind;
@@ -90,7 +103,7 @@ void EncodeStateDelta(const Task& t, std::string& out) {
   w.Signed(t.ready_at);
   w.Signed(t.finished_at);
   w.Bytes(t.lease_token);
-  w.Bytes(t.lease_worker);
+  w.Bytes(t.lease_worker());
   w.Signed(t.lease_expires_at);
 }
 
@@ -113,7 +126,7 @@ bool ApplyStateDelta(std::string_view in, Task& t) {
   t.ready_at = ready_at;
   t.finished_at = finished_at;
   t.lease_token = std::move(token);
-  t.lease_worker = std::move(worker);
+  if (!worker.empty() || !t.lease_worker().empty()) t.cold().lease_worker = std::move(worker);
   t.lease_expires_at = expires_at;
   return true;
 }

@@ -209,8 +209,8 @@ TEST(StorageJournalDeltaTest, LeaseExtendAndAckWriteSmallRecordsThatRecover) {
   EXPECT_EQ(t.state, TaskState::kLeased);
   EXPECT_EQ(t.attempts, 50u);
   EXPECT_EQ(t.lease_token, token);
-  EXPECT_EQ(t.progress, R"({"pct":50})");
-  EXPECT_EQ(t.errors.size(), 49u);
+  EXPECT_EQ(t.progress(), R"({"pct":50})");
+  EXPECT_EQ(t.errors().size(), 49u);
   EXPECT_EQ(t.payload.size(), (1u << 20) + 2);
   fs::remove_all(dir);
 }

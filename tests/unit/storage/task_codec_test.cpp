@@ -23,12 +23,12 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   t.deadline = kNever;
   t.lease_ms = 2500;
   t.finished_at = 0;
-  t.result = R"({"r":1.50})";
-  t.progress = "[1]";
-  t.errors = {{1, 1, "boom"}, {2, 2, std::string("\0x", 2)}};
-  t.idempotency_key = "key";
+  t.cold().result = R"({"r":1.50})";
+  t.cold().progress = "[1]";
+  t.cold().errors = {{1, 1, "boom"}, {2, 2, std::string("\0x", 2)}};
+  t.cold().idempotency_key = "key";
   t.lease_token = "tok";
-  t.lease_worker = "w1";
+  t.cold().lease_worker = "w1";
   t.lease_expires_at = 1700000003000;
   std::string bytes;
   EncodeTaskMeta(t, bytes);
@@ -40,9 +40,9 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(back.task.state, TaskState::kLeased);
   EXPECT_EQ(back.task.dead_reason, DeadReason::kNack);
   EXPECT_EQ(back.task.deadline, kNever);
-  EXPECT_TRUE(back.task.result.empty());  // stored on its own (deltas family)
-  ASSERT_EQ(back.task.errors.size(), 2u);
-  EXPECT_EQ(back.task.errors[1].message, std::string("\0x", 2));
+  EXPECT_TRUE(back.task.result().empty());  // stored on its own (deltas family)
+  ASSERT_EQ(back.task.errors().size(), 2u);
+  EXPECT_EQ(back.task.errors()[1].message, std::string("\0x", 2));
   EXPECT_EQ(back.task.lease_expires_at, t.lease_expires_at);
   // Every strict prefix is refused, never misread.
   for (size_t n = 0; n < bytes.size(); ++n) {
@@ -57,24 +57,24 @@ TEST(TaskCodecTest, StateDeltaIsSmallAndAppliesOnlyStateFields) {
   t.id = 7;
   t.queue = &queue;
   t.payload = std::string(1 << 20, 'p');
-  t.result = std::string(1 << 20, 'r');
-  for (int i = 0; i < 50; ++i) t.errors.push_back({i, 1, std::string(4096, 'e')});
+  t.cold().result = std::string(1 << 20, 'r');
+  for (int i = 0; i < 50; ++i) t.cold().errors.push_back({i, 1, std::string(4096, 'e')});
   t.state = TaskState::kLeased;
   t.attempts = 4;
   t.lease_token = "0123456789abcdef0123456789abcdef";
-  t.lease_worker = "worker-1";
+  t.cold().lease_worker = "worker-1";
   t.lease_expires_at = 1700000009000;
   std::string delta;
   EncodeStateDelta(t, delta);
   EXPECT_LT(delta.size(), 100u);  // whatever the payload, result and errors weigh
   Task back;
-  back.errors = {{1, 1, "kept"}};
+  back.cold().errors = {{1, 1, "kept"}};
   ASSERT_TRUE(ApplyStateDelta(delta, back));
   EXPECT_EQ(back.state, TaskState::kLeased);
   EXPECT_EQ(back.attempts, 4u);
   EXPECT_EQ(back.lease_token, t.lease_token);
   EXPECT_EQ(back.lease_expires_at, t.lease_expires_at);
-  ASSERT_EQ(back.errors.size(), 1u);
+  ASSERT_EQ(back.errors().size(), 1u);
   for (size_t n = 0; n < delta.size(); ++n) {
     Task partial;
     EXPECT_FALSE(ApplyStateDelta(std::string_view(delta).substr(0, n), partial)) << n;
