@@ -86,9 +86,10 @@ void Engine::MaybeForget(Queue& queue) {
   queues_.erase(AbslView(name));
 }
 
+// Unpublished tasks (creation not yet durable) are in tasks_ but seen by no call.
 Task* Engine::FindTask(uint64_t id) {
   auto it = tasks_.find(id);
-  return it == tasks_.end() ? nullptr : it->second.get();
+  return it == tasks_.end() || !it->second->published ? nullptr : it->second.get();
 }
 
 int64_t Engine::EffectiveLeaseMs(const Task& task, int64_t requested) const {
@@ -190,11 +191,8 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   if (!spec.idempotency_key.empty()) {
     auto it = queue.idempotency().find(spec.idempotency_key);
     if (it != queue.idempotency().end()) {
-      const Task* first = FindTask(it->second);
-      if (first == nullptr) {
-        auto pending = unpublished_.find(it->second);
-        if (pending != unpublished_.end()) first = pending->second.get();
-      }
+      auto in_memory = tasks_.find(it->second);  // published or not
+      const Task* first = in_memory == tasks_.end() ? nullptr : in_memory->second.get();
       if (first != nullptr) {
         out = EnqueuedTask{first->id, first->state, true};
         shared_.live_tasks.Give();
@@ -240,18 +238,16 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   queue.AddUnpublished();
   created.push_back(t.id);
   out = EnqueuedTask{t.id, t.state, false};
-  unpublished_.emplace(t.id, std::move(task));
+  tasks_.emplace(t.id, std::move(task));
 }
 
 void Engine::Publish(const std::vector<uint64_t>& ids) {
   for (uint64_t id : ids) {
-    auto it = unpublished_.find(id);
-    if (it == unpublished_.end()) continue;
-    std::unique_ptr<Task> owned = std::move(it->second);
-    unpublished_.erase(it);
-    Task& t = *owned;
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second->published) continue;
+    Task& t = *it->second;
+    t.published = true;
     t.queue->RemoveUnpublished();
-    tasks_.emplace(t.id, std::move(owned));
     t.queue->Add(t);
     if (t.state == TaskState::kReady) MarkReady(*t.queue);
     Rearm(t);
@@ -492,6 +488,7 @@ Task* Engine::Revive(StoredTask stored) {
   Task& task = *owned;
   task.queue = &queue;
   task.timer_due = kNever;
+  task.published = true;
   if (auto key = queue.finished_keys().find(id); key != queue.finished_keys().end()) {
     task.cold().idempotency_key = std::move(key->second);
     queue.finished_keys().erase(key);
@@ -604,6 +601,7 @@ void Engine::RestoreTask(std::string_view queue_name, Task task) {
   Task& t = *owned;
   t.queue = &queue;
   t.timer_due = kNever;
+  t.published = true;
   tasks_.emplace(t.id, std::move(owned));
   queue.Add(t);
   if (!IsFinished(t.state)) {
@@ -631,7 +629,6 @@ void Engine::Reset() {
   live_tasks_ = 0;
   timers_.clear();
   tasks_.clear();
-  unpublished_.clear();
   queues_.clear();
   queues_with_new_ready_.clear();
 }

@@ -160,7 +160,7 @@ class Engine {
   // Monotonic ms (Clock::MonoMs) of the next timer or waiter deadline, or kNever.
   int64_t NextWakeup() const;
 
-  size_t task_count() const { return tasks_.size() + unpublished_.size(); }
+  size_t task_count() const { return tasks_.size(); }
   size_t waiter_count() const { return lease_waiters_.size() + task_waiters_.size(); }
   size_t queue_count() const { return queues_.size(); }
 
@@ -256,9 +256,10 @@ class Engine {
   SecureRandom tokens_;
 
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_;
+  // Every task in memory: unfinished ones, and finished ones until their final state is
+  // durable. One created but not yet durable (!published) is in no index and seen by no
+  // call: no dirty reads.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> tasks_;
-  // Created, journaled, not yet durable: in no index, invisible to every call.
-  absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> unpublished_;
   uint64_t generation_ = 0;  // bumped by Reset(): publications of older tasks are void
   size_t live_tasks_ = 0;    // this shard's share of shared_.live_tasks
   // (monotonic due, task id): one entry per unfinished task with a pending timer.

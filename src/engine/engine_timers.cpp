@@ -112,8 +112,10 @@ void Engine::PurgeFinished(Queue& queue, uint64_t id) {
     auto it = queue.idempotency().find(key);
     if (it != queue.idempotency().end() && it->second == task_id) queue.idempotency().erase(it);
   };
+  uint8_t stored_deltas = kStateDeltaStored | kResultStored | kProgressStored;
   if (Task* task = FindTask(id)) {
     if (!IsFinished(task->state)) return;
+    stored_deltas = task->stored_deltas;
     queue.Remove(*task);
     if (!task->idempotency_key().empty()) forget_key(task->idempotency_key(), id);
     if (task->timer_due != kNever) timers_.erase({task->timer_due, id});
@@ -125,7 +127,7 @@ void Engine::PurgeFinished(Queue& queue, uint64_t id) {
       queue.finished_keys().erase(key);
     }
   }
-  journal_.TaskRemoved(id);
+  journal_.TaskRemoved(id, stored_deltas);
 }
 
 void Engine::Unfinish(Queue& queue, int64_t finished_at, uint64_t id) {

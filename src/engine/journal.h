@@ -28,7 +28,9 @@ class Journal {
   // The result (ack) or the progress (extend) was set: written on their own, once.
   virtual void TaskResultSet(const Task& task) { TaskChanged(task); }
   virtual void TaskProgressSet(const Task& task) { TaskChanged(task); }
-  virtual void TaskRemoved(uint64_t id) = 0;
+  // stored_deltas: which delta records to delete with it (Task::stored_deltas; all of them
+  // when the task is no longer in memory).
+  virtual void TaskRemoved(uint64_t id, uint8_t stored_deltas) = 0;
   virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
   // Calls done once every record given so far is on stable storage (or failed to get there).
   virtual void WhenDurable(std::function<void(Error)> done) = 0;
@@ -42,7 +44,7 @@ class NullJournal final : public Journal {
   void TaskStateChanged(const Task&) override {}
   void TaskResultSet(const Task&) override {}
   void TaskProgressSet(const Task&) override {}
-  void TaskRemoved(uint64_t) override {}
+  void TaskRemoved(uint64_t, uint8_t) override {}
   void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
   void WhenDurable(std::function<void(Error)> done) override { done(Error{}); }
 };

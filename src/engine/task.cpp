@@ -47,16 +47,6 @@ std::string_view DeadReasonName(DeadReason reason) {
   return "";
 }
 
-const std::string& Task::Empty() {
-  static const std::string empty;
-  return empty;
-}
-
-const std::vector<TaskError>& Task::NoErrors() {
-  static const std::vector<TaskError> none;
-  return none;
-}
-
 TaskView ViewOf(const Task& task, bool with_token) {
   return ViewOf(task, task.queue->name(), with_token);
 }

@@ -49,6 +49,8 @@ struct TaskCold {
   std::string lease_worker;
 };
 
+enum StoredDelta : uint8_t { kStateDeltaStored = 1, kResultStored = 2, kProgressStored = 4 };
+
 // Hot fields inline (what ordering, leasing and timers read); cold ones behind `cold_`.
 struct Task {
   uint64_t id = 0;
@@ -57,6 +59,10 @@ struct Task {
   PayloadKind payload_kind = PayloadKind::kJson;
   TaskState state = TaskState::kReady;
   DeadReason dead_reason = DeadReason::kNone;
+  bool published = false;  // its creation is durable: indexed, visible (Engine)
+  // Which delta records storage holds for it (bits of StoredDelta); kept by the journal on
+  // the shard's thread, so that a full write or a removal deletes only those.
+  mutable uint8_t stored_deltas = 0;
   int32_t priority = 0;
   uint32_t attempts = 0;
   uint32_t max_attempts = 25;
@@ -85,8 +91,10 @@ struct Task {
   }
 
  private:
-  static const std::string& Empty();
-  static const std::vector<TaskError>& NoErrors();
+  static const std::string& Empty() { return kEmpty; }
+  static const std::vector<TaskError>& NoErrors() { return kNoErrors; }
+  static inline const std::string kEmpty{};
+  static inline const std::vector<TaskError> kNoErrors{};
   std::unique_ptr<TaskCold> cold_;
 };
 

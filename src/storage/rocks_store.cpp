@@ -303,14 +303,17 @@ Error RocksStore::ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task) {
     if (delta_id < id) continue;  // a filtered-out task's, or one left by a removed task
     std::string_view value(it.value().data(), it.value().size());
     if (tag == kStateDeltaTag) {
+      task.stored_deltas |= kStateDeltaStored;
       if (!ApplyStateDelta(value, task)) {
         return Error{ErrorCode::kInternal,
                      "the state of task " + std::to_string(id) + " is unreadable in storage"};
       }
     } else if (tag == kResultTag) {
       task.cold().result.assign(value);
+      task.stored_deltas |= kResultStored;
     } else if (tag == kProgressTag) {
       task.cold().progress.assign(value);
+      task.stored_deltas |= kProgressStored;
     }
   }
   return {};

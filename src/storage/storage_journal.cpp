@@ -67,7 +67,10 @@ void StorageJournal::TaskCreated(const Task& task) {
   if (auto until = store_.MaybeExtendReservation(task.id >> kSlotBits)) {
     pending_.Put(store_.meta(), AsSlice(ReservationKey(shard_index_)), AsSlice(TaskKey(*until)));
   }
-  TaskChanged(task);
+  scratch_.clear();
+  EncodeTaskMeta(task, scratch_);
+  pending_.Put(store_.tasks(), AsSlice(key), AsSlice(scratch_));
+  ScheduleFlush();
 }
 
 // The whole record (errors included); a state delta written before it is superseded.
@@ -76,7 +79,10 @@ void StorageJournal::TaskChanged(const Task& task) {
   scratch_.clear();
   EncodeTaskMeta(task, scratch_);
   pending_.Put(store_.tasks(), AsSlice(TaskKey(task.id)), AsSlice(scratch_));
-  pending_.Delete(store_.deltas(), AsSlice(DeltaKey(task.id, kStateDeltaTag)));
+  if (task.stored_deltas & kStateDeltaStored) {
+    pending_.Delete(store_.deltas(), AsSlice(DeltaKey(task.id, kStateDeltaTag)));
+    task.stored_deltas &= ~kStateDeltaStored;
+  }
   ScheduleFlush();
 }
 
@@ -85,28 +91,34 @@ void StorageJournal::TaskStateChanged(const Task& task) {
   scratch_.clear();
   EncodeStateDelta(task, scratch_);
   pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kStateDeltaTag)), AsSlice(scratch_));
+  task.stored_deltas |= kStateDeltaStored;
   ScheduleFlush();
 }
 
 void StorageJournal::TaskResultSet(const Task& task) {
   if (failed_) return;
   pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kResultTag)), AsSlice(task.result()));
+  task.stored_deltas |= kResultStored;
   ScheduleFlush();
 }
 
 void StorageJournal::TaskProgressSet(const Task& task) {
   if (failed_) return;
   pending_.Put(store_.deltas(), AsSlice(DeltaKey(task.id, kProgressTag)), AsSlice(task.progress()));
+  task.stored_deltas |= kProgressStored;
   ScheduleFlush();
 }
 
-void StorageJournal::TaskRemoved(uint64_t id) {
+void StorageJournal::TaskRemoved(uint64_t id, uint8_t stored_deltas) {
   if (failed_) return;
   const std::string key = TaskKey(id);
   pending_.Delete(store_.tasks(), AsSlice(key));
   pending_.Delete(store_.payloads(), AsSlice(key));
-  for (char tag : {kStateDeltaTag, kResultTag, kProgressTag}) {
-    pending_.Delete(store_.deltas(), AsSlice(DeltaKey(id, tag)));
+  const std::pair<uint8_t, char> deltas[] = {{kStateDeltaStored, kStateDeltaTag},
+                                             {kResultStored, kResultTag},
+                                             {kProgressStored, kProgressTag}};
+  for (auto [bit, tag] : deltas) {
+    if (stored_deltas & bit) pending_.Delete(store_.deltas(), AsSlice(DeltaKey(id, tag)));
   }
   ScheduleFlush();
 }

@@ -56,7 +56,7 @@ class StorageJournal final : public Journal {
   void TaskProgressSet(const Task& task) override;
   // Bytes waiting for the next commit (tests).
   size_t pending_bytes() const { return pending_.GetDataSize(); }
-  void TaskRemoved(uint64_t id) override;
+  void TaskRemoved(uint64_t id, uint8_t stored_deltas) override;
   void QueueConfigChanged(std::string_view queue, const QueueConfig& config) override;
   void WhenDurable(std::function<void(Error)> done) override;
   bool writable() const override;

@@ -17,7 +17,7 @@ namespace json = boost::json;
 class ManualJournal final : public Journal {
  public:
   void TaskChanged(const Task&) override { ++records; }
-  void TaskRemoved(uint64_t) override { ++records; }
+  void TaskRemoved(uint64_t, uint8_t) override { ++records; }
   void QueueConfigChanged(std::string_view, const QueueConfig&) override { ++records; }
   void WhenDurable(std::function<void(Error)> done) override { waiting.push_back(std::move(done)); }
   bool writable() const override { return writable_; }
