@@ -310,20 +310,28 @@ TaskReader::Result Engine::FindOrLoad(uint64_t id, Task*& task, StoredTask& stor
   return r;
 }
 
+template <typename T>
+bool Engine::Locate(uint64_t id, Task*& task, StoredTask& stored, Outcome<T>& refused) {
+  Error error;
+  switch (FindOrLoad(id, task, stored, error)) {
+    case TaskReader::Result::kFound:
+      return true;
+    case TaskReader::Result::kNotFound:
+      refused = Fail<T>(ErrorCode::kNotFound, "no task with this id");
+      return false;
+    case TaskReader::Result::kError:
+      refused.error = std::move(error);
+      return false;
+  }
+  return false;
+}
+
 Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string result) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = nullptr;
   StoredTask stored;
-  Error error;
-  switch (FindOrLoad(id, task, stored, error)) {
-    case TaskReader::Result::kNotFound:
-      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
-    case TaskReader::Result::kError:
-      return {error, {}};
-    case TaskReader::Result::kFound:
-      break;
-  }
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
   if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token == token) {
     return Ok(IdState{id, task->state});  // a repeated ack: harmless
   }
@@ -347,15 +355,7 @@ Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_v
   const int64_t now = Now();
   Task* task = nullptr;
   StoredTask stored;
-  Error error;
-  switch (FindOrLoad(id, task, stored, error)) {
-    case TaskReader::Result::kNotFound:
-      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
-    case TaskReader::Result::kError:
-      return {error, {}};
-    case TaskReader::Result::kFound:
-      break;
-  }
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch<IdState>(*task);
   }
@@ -383,15 +383,7 @@ Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
   if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = nullptr;
   StoredTask stored;
-  Error error;
-  switch (FindOrLoad(id, task, stored, error)) {
-    case TaskReader::Result::kNotFound:
-      return Fail<int64_t>(ErrorCode::kNotFound, kNoTask);
-    case TaskReader::Result::kError:
-      return {error, {}};
-    case TaskReader::Result::kFound:
-      break;
-  }
+  if (Outcome<int64_t> refused; !Locate(id, task, stored, refused)) return refused;
   if (task->state != TaskState::kLeased || task->lease_token != token) {
     return LeaseMismatch<int64_t>(*task);
   }
@@ -412,15 +404,7 @@ Outcome<IdState> Engine::Cancel(uint64_t id) {
   if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = nullptr;
   StoredTask stored;
-  Error error;
-  switch (FindOrLoad(id, task, stored, error)) {
-    case TaskReader::Result::kNotFound:
-      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
-    case TaskReader::Result::kError:
-      return {error, {}};
-    case TaskReader::Result::kFound:
-      break;
-  }
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
   if (task->state != TaskState::kScheduled && task->state != TaskState::kReady) {
     return Fail<IdState>(
         ErrorCode::kInvalidState,
@@ -437,15 +421,7 @@ Outcome<IdState> Engine::Retry(uint64_t id) {
   if (!journal_.writable()) return {StorageDown(), {}};
   Task* task = nullptr;
   StoredTask stored;
-  Error error;
-  switch (FindOrLoad(id, task, stored, error)) {
-    case TaskReader::Result::kNotFound:
-      return Fail<IdState>(ErrorCode::kNotFound, kNoTask);
-    case TaskReader::Result::kError:
-      return {error, {}};
-    case TaskReader::Result::kFound:
-      break;
-  }
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
   if (task->state != TaskState::kDead) {
     return Fail<IdState>(ErrorCode::kInvalidState,
                          std::string("only a dead task can be retried; this one is ") +

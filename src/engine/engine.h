@@ -200,6 +200,9 @@ class Engine {
   void Unfinish(Queue& queue, int64_t finished_at, uint64_t id);
   // The task in memory, or else its stored record (finished) in `stored`.
   TaskReader::Result FindOrLoad(uint64_t id, Task*& task, StoredTask& stored, Error& error);
+  // FindOrLoad for a command: false with `refused` set (404, or storage unreadable).
+  template <typename T>
+  bool Locate(uint64_t id, Task*& task, StoredTask& stored, Outcome<T>& refused);
   Task* Revive(StoredTask stored);
   void Publish(const std::vector<uint64_t>& ids);
   void CountLive(TaskState from, TaskState to);
