@@ -28,6 +28,9 @@ IOStatus InjectedFault(const std::string& flag, bool wal, bool sync) {
   const bool all = kind.size() > kAll.size() && kind.ends_with(kAll);
   if (all) kind.resize(kind.size() - kAll.size());
   if (!wal && !all) return IOStatus::OK();
+  if (kind == "eio-sync") {  // writes land in the page cache, syncs fail (batch mode's loss)
+    return sync ? IOStatus::IOError("injected: fsync input/output error") : IOStatus::OK();
+  }
   if (kind == "slow") {  // a stalled disk: syncs take 2 s, and then succeed
     if (sync) std::this_thread::sleep_for(std::chrono::seconds(2));
     return IOStatus::OK();
