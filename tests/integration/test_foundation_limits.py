@@ -462,5 +462,49 @@ class CommitTimeoutTest(LimitsCase):
         self.assertIsNone(s.proc.poll())
 
 
+
+class UnreadAnswersTest(LimitsCase):
+    """Item 8, memory: clients that ask for a page of large tasks and never read it. Each
+    answer stops at --max-response-bytes (16 MiB), and an unread one is dropped at the
+    write timeout, so six of them cannot pin the whole queue six times over."""
+
+    def rss(self, server):
+        with open(f"/proc/{server.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def test_six_unread_pages_of_large_tasks_stay_bounded(self):
+        server = self.start("--write-timeout-ms", "1500")
+        big = json.dumps({"payload": "x" * 900_000})
+        for _ in range(100):  # 90 MB of tasks
+            status, _, data = self.raw_call(server, "POST", "/v1/queues/big/tasks", big)
+            self.assertEqual(status, 201, data)
+        before = self.rss(server)
+        readers = []
+        for _ in range(6):
+            s = socket.create_connection(("127.0.0.1", server.port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(request_bytes("GET", "/v1/queues/big/tasks?limit=1000"))
+            readers.append(s)
+            self.addCleanup(s.close)
+        time.sleep(1.0)
+        peak = self.rss(server)
+        # Without the bound each answer would hold all 90 MB: 540 MB for six.
+        self.assertLess(peak - before, 200 << 20,
+                        f"RSS grew {(peak - before) >> 20} MiB for six unread pages")
+        status, _, data = self.raw_call(server, "GET", "/healthz")
+        self.assertEqual(status, 200, data)
+        # One page that is read says it was cut and where to go on.
+        status, _, data = self.raw_call(server, "GET", "/v1/queues/big/tasks?limit=1000",
+                                        timeout=30)
+        page = json.loads(data)
+        self.assertTrue(page.get("truncated"), list(page))
+        self.assertLess(len(page["tasks"]), 100)
+        self.assertEqual(page["next_after"], page["tasks"][-1]["id"])
+        self.assertIsNone(server.proc.poll())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
