@@ -17,21 +17,25 @@ Error TooManyWaiters() {
                "too many long-polling clients are waiting (--max-waiters); retry shortly"};
 }
 
-}  // namespace
-
-size_t Engine::AnswerBytes(const Task& task) {
-  size_t bytes = 512 + 128 + task.payload.size() + task.result().size() + task.progress().size() +
-                 task.lease_worker().size();
-  // Error messages are escaped in JSON: count them twice to stay on the safe side.
-  for (const TaskError& e : task.errors()) bytes += 64 + 2 * e.message.size();
+// About what a task's JSON costs in an answer. Error messages are escaped in JSON: they
+// count twice to stay on the safe side.
+size_t AnswerBytesOf(size_t payload, const std::string& result, const std::string& progress,
+                     const std::string& worker, const std::vector<TaskError>& errors) {
+  size_t bytes = 512 + 128 + payload + result.size() + progress.size() + worker.size();
+  for (const TaskError& e : errors) bytes += 64 + 2 * e.message.size();
   return bytes;
 }
 
+}  // namespace
+
+size_t Engine::AnswerBytes(const Task& task) {
+  return AnswerBytesOf(task.payload.size(), task.result(), task.progress(), task.lease_worker(),
+                       task.errors());
+}
+
 size_t Engine::AnswerBytes(const TaskView& task) {
-  size_t bytes = 512 + 128 + task.payload.size() + task.result.size() + task.progress.size() +
-                 task.lease_worker.size();
-  for (const TaskError& e : task.errors) bytes += 64 + 2 * e.message.size();
-  return bytes;
+  return AnswerBytesOf(task.payload.size(), task.result, task.progress, task.lease_worker,
+                       task.errors);
 }
 
 size_t Engine::LeasedBytes(const std::vector<Task*>& leased) {
