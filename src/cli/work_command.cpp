@@ -182,13 +182,19 @@ int RunWork(WorkOptions& o) {
     });
   }
   const timespec tick{0, 100'000'000};
+  int signal_taken = 0;
   while (running.load() > 0) {
-    if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) break;
+    signal_taken = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (signal_taken > 0) break;
   }
   stop_requested.store(true);
   // Closing the pending long-polls makes the server drop those waiters (and hand back any
-  // task it was leasing to them at that moment): nothing new is started after a stop.
+  // task it was leasing to them at that moment): nothing is leased once this line is out.
   for (auto& client : lease_clients) client->Interrupt();
+  if (signal_taken > 0) {
+    Log(std::string("conveyor work: stopping on ") + (signal_taken == SIGINT ? "SIGINT" : "SIGTERM") +
+        "; no new leases, running commands finish first");
+  }
   for (auto& t : threads) t.join();
   Log("conveyor work: stopped");
   return 0;

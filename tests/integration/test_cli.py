@@ -465,6 +465,12 @@ class WorkTest(CliTestCase):
         else:
             w.proc.send_signal(sig)
         signalled = time.time()
+        # A signal is taken when the worker next runs: its "stopping" line says it has
+        # been, and from then on nothing may be leased.
+        while "conveyor work: stopping on" not in w.log():
+            if time.time() > signalled + 5 or w.proc.poll() is not None:
+                self.fail("the worker never said it was stopping:\n" + w.log())
+            time.sleep(0.01)
         extra = [self.enqueue(q, {"extra": i}) for i in range(3)]
         try:
             rc = w.proc.wait(timeout=6)
