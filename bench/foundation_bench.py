@@ -36,6 +36,7 @@ import time
 import urllib.request
 
 QUEUE = "bench"
+SERVE_ARGS = []  # --serve-arg: more flags for every server started
 SERVERS = []  # every Server started, so that a failure can say whether the server died
 
 
@@ -48,7 +49,7 @@ def free_port():
 class Server:
     """One `conveyor serve` on a fresh temp data dir; stop() ends it by PID and removes the dir."""
 
-    def __init__(self, binary, durability, threads=None):
+    def __init__(self, binary, durability, threads=None, extra=()):
         self.data_dir = tempfile.mkdtemp(prefix="conveyor-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -56,6 +57,7 @@ class Server:
                 "--durability", durability, "--data-dir", self.data_dir]
         if threads:
             args += ["--threads", str(threads)]
+        args += list(extra) + list(SERVE_ARGS)
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
@@ -561,6 +563,9 @@ def main():
                                                       "conveyor"))
     common.add_argument("--threads", type=int, help="server --threads (default: its own)")
     common.add_argument("--durability", default="sync", choices=("sync", "batch", "none"))
+    common.add_argument("--serve-arg", action="append", default=[],
+                        help="one more flag for `conveyor serve` (repeat it), e.g. "
+                             "--serve-arg=--payload-cache-bytes=0")
     common.add_argument("--label", help="name of the binary in the row (default: the commit of its source tree)")
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -592,6 +597,7 @@ def main():
     p.add_argument("--runs", type=int, default=3)
 
     a = ap.parse_args()
+    SERVE_ARGS.extend(a.serve_arg)
     binary = os.path.abspath(a.bin)
     if not os.access(binary, os.X_OK):
         sys.exit(f"no executable at {binary}")

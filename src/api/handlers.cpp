@@ -401,8 +401,10 @@ awaitable<HttpResponse> Api::Metrics() {
   std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
   ServiceGauges g = service_.Gauges();
   HttpResponse response = JsonResponse(
-      200, RenderMetricsPage(std::move(all), limits_.max_metrics_queues,
-                             ServerGauges{g.live_tasks, g.waiters, g.rss_bytes}, http_metrics_));
+      200,
+      RenderMetricsPage(std::move(all), limits_.max_metrics_queues,
+                        ServerGauges{g.live_tasks, g.waiters, g.rss_bytes, g.payload_cache_bytes},
+                        http_metrics_));
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   co_return response;
 }

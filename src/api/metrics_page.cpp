@@ -46,6 +46,9 @@ std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queu
   Gauge(out, "conveyor_live_tasks", "Unfinished tasks in the server (--max-tasks counts these).",
         gauges.live_tasks);
   Gauge(out, "conveyor_waiters", "Parked long-polls (--max-waiters counts these).", gauges.waiters);
+  Gauge(out, "conveyor_payload_cache_bytes",
+        "Payload bytes of tasks held in memory (--payload-cache-bytes bounds them).",
+        gauges.payload_cache_bytes);
   if (gauges.rss_bytes != 0) {
     Gauge(out, "conveyor_resident_memory_bytes", "Sampled RSS (--max-memory-bytes).",
           gauges.rss_bytes);

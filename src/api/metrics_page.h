@@ -16,6 +16,7 @@ struct ServerGauges {
   size_t live_tasks = 0;
   size_t waiters = 0;
   size_t rss_bytes = 0;  // 0 when not sampled (no --max-memory-bytes)
+  size_t payload_cache_bytes = 0;
 };
 
 // At most max_queues queues get their own series (the first by name, so that a scrape

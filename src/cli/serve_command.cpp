@@ -301,6 +301,12 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->envname("CONVEYOR_MAX_MEMORY_BYTES")
       ->check(CLI::Range(size_t{0}, size_t{1} << 50))
       ->capture_default_str();
+  cmd->add_option("--payload-cache-bytes", l.payload_cache_bytes,
+                  "Payload bytes of queued tasks kept in memory; beyond, read from storage "
+                  "when leased (not with --durability none)")
+      ->envname("CONVEYOR_PAYLOAD_CACHE_BYTES")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 50))
+      ->capture_default_str();
   cmd->add_option("--max-response-bytes", l.max_response_bytes,
                   "Largest lease answer or task page (always at least one task)")
       ->envname("CONVEYOR_MAX_RESPONSE_BYTES")

@@ -192,7 +192,8 @@ int RunWork(WorkOptions& o) {
   // task it was leasing to them at that moment): nothing is leased once this line is out.
   for (auto& client : lease_clients) client->Interrupt();
   if (signal_taken > 0) {
-    Log(std::string("conveyor work: stopping on ") + (signal_taken == SIGINT ? "SIGINT" : "SIGTERM") +
+    Log(std::string("conveyor work: stopping on ") +
+        (signal_taken == SIGINT ? "SIGINT" : "SIGTERM") +
         "; no new leases, running commands finish first");
   }
   for (auto& t : threads) t.join();

@@ -47,6 +47,10 @@ struct Limits {
   // Resident memory of the server; past it enqueues get 503 overloaded (never an OOM
   // kill). 0: no limit.
   size_t max_memory_bytes = 0;
+  // Bytes of queued tasks' payloads kept in memory in all (durable modes); a task created
+  // (or recovered) past it keeps its payload in storage only, read back when it is leased
+  // or shown. With --durability none every payload stays in memory.
+  size_t payload_cache_bytes = 16u << 20;
   // Largest lease answer or task page; always at least one task, then "truncated": true.
   size_t max_response_bytes = 16u << 20;
   // Queues with their own series in /metrics; the rest are counted in

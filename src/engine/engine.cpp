@@ -23,7 +23,12 @@ int64_t SaturatingAdd(int64_t a, int64_t b) {
 
 Engine::Engine(const Clock& clock, Journal& journal, ServerWide& shared, const Limits& limits,
                uint64_t seed)
-    : clock_(clock), journal_(journal), shared_(shared), limits_(limits), random_(seed) {}
+    : clock_(clock),
+      journal_(journal),
+      shared_(shared),
+      limits_(limits),
+      random_(seed),
+      tasks_(shared.payload_bytes) {}
 
 Error Engine::StorageDown() {
   return Error{ErrorCode::kStorageUnavailable,
@@ -88,13 +93,38 @@ void Engine::MaybeForget(Queue& queue) {
 
 // Unpublished tasks (creation not yet durable) are in tasks_ but seen by no call.
 Task* Engine::FindTask(uint64_t id) {
-  auto it = tasks_.find(id);
-  return it == tasks_.end() || !it->second->published ? nullptr : it->second.get();
+  Task* task = tasks_.Find(id);
+  return task == nullptr || !task->published ? nullptr : task;
+}
+
+TaskPtr Engine::MakeTask(Task&& fields, std::string_view payload) {
+  bool keep = reader_ == nullptr;  // nowhere else to read it from
+  if (!keep && payload.size() <= limits_.payload_cache_bytes) {
+    size_t held = shared_.payload_bytes.load(std::memory_order_relaxed);
+    while (held + payload.size() <= limits_.payload_cache_bytes &&
+           !shared_.payload_bytes.compare_exchange_weak(held, held + payload.size(),
+                                                        std::memory_order_relaxed)) {
+    }
+    keep = held + payload.size() <= limits_.payload_cache_bytes;
+  } else if (keep) {
+    shared_.payload_bytes.fetch_add(payload.size(), std::memory_order_relaxed);
+  }
+  fields.payload_size = static_cast<uint32_t>(payload.size());
+  return NewTask(std::move(fields), keep ? &payload : nullptr);
+}
+
+bool Engine::View(const Task& task, bool with_token, TaskView& view, Error& error) {
+  view = ViewOf(task, with_token);
+  if (task.payload_inline || reader_ == nullptr) return true;
+  if (reader_->ReadPayload(task.id, view.payload) == TaskReader::Result::kFound) return true;
+  error = Error{ErrorCode::kStorageUnavailable,
+                "the task's payload could not be read from storage; retry shortly"};
+  return false;
 }
 
 int64_t Engine::EffectiveLeaseMs(const Task& task, int64_t requested) const {
   if (requested > 0) return requested;
-  if (task.lease_ms > 0) return task.lease_ms;
+  if (task.lease_ms() > 0) return task.lease_ms();
   return task.queue->config().lease_ms;
 }
 
@@ -108,7 +138,7 @@ void Engine::SetState(Task& task, TaskState state, int64_t now) {
     task.ready_at = now;
     MarkReady(*task.queue);
   }
-  if (IsFinished(state)) task.finished_at = now;
+  if (IsFinished(state)) task.set_finished_at(now);
   task.queue->Add(task);
   Rearm(task);
   if (IsFinished(state)) {
@@ -119,7 +149,7 @@ void Engine::SetState(Task& task, TaskState state, int64_t now) {
 
 void Engine::OnFinished(Task& task) {
   Queue& queue = *task.queue;
-  queue.finished().emplace_back(task.finished_at, task.id);
+  queue.finished().emplace_back(task.finished_at(), task.id);
   if (queue.finished().size() == 1) ArmPurge(queue);
   if (reader_ != nullptr) finished_this_command_.push_back(task.id);
 }
@@ -136,14 +166,14 @@ void Engine::AfterCommand() {
 
 void Engine::Evict(const std::vector<uint64_t>& ids) {
   for (uint64_t id : ids) {
-    auto it = tasks_.find(id);
-    if (it == tasks_.end() || !IsFinished(it->second->state)) continue;  // purged, retried
-    Task& task = *it->second;
+    Task* found = tasks_.Find(id);
+    if (found == nullptr || !IsFinished(found->state)) continue;  // purged, retried
+    Task& task = *found;
     if (task.timer_due != kNever) timers_.erase({task.timer_due, id});
     if (!task.idempotency_key().empty()) {
       task.queue->finished_keys()[id] = std::move(task.cold().idempotency_key);
     }
-    tasks_.erase(it);  // its id stays in the queue's finished index and FIFO
+    tasks_.Erase(id);  // its id stays in the queue's finished index and FIFO
   }
 }
 
@@ -191,8 +221,7 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
   if (!spec.idempotency_key.empty()) {
     auto it = queue.idempotency().find(spec.idempotency_key);
     if (it != queue.idempotency().end()) {
-      auto in_memory = tasks_.find(it->second);  // published or not
-      const Task* first = in_memory == tasks_.end() ? nullptr : in_memory->second.get();
+      const Task* first = tasks_.Find(it->second);  // published or not
       if (first != nullptr) {
         out = EnqueuedTask{first->id, first->state, true};
         shared_.live_tasks.Give();
@@ -207,45 +236,43 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
       }
     }
   }
-  auto task = std::make_unique<Task>();
-  Task& t = *task;
+  Task t;
   uint64_t sequence = shared_.next_sequence.fetch_add(1, std::memory_order_relaxed);
   t.id = MakeTaskId(sequence, SlotOfQueue(queue.name()));
   t.queue = &queue;
-  t.payload = spec.payload;
   t.payload_kind = spec.payload_kind;
   t.priority = spec.priority;
   t.max_attempts = spec.max_attempts.value_or(queue.config().max_attempts);
   t.created_at = now;
   t.run_at = spec.run_at ? *spec.run_at : spec.delay_ms ? SaturatingAdd(now, *spec.delay_ms) : now;
-  t.deadline = spec.deadline.value_or(kNever);
-  t.lease_ms = static_cast<int32_t>(spec.lease_ms);
+  t.set_deadline(spec.deadline.value_or(kNever));
+  t.set_lease_ms(static_cast<int32_t>(spec.lease_ms));
   if (!spec.idempotency_key.empty()) t.cold().idempotency_key = spec.idempotency_key;
   t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
   t.ready_at = now;
   if (t.state == TaskState::kReady) t.run_at = std::max(t.run_at, now);
   ++live_tasks_;
   queue.totals().enqueued++;
-  if (t.deadline <= now) {  // accepted, and ends dead
+  if (t.deadline() <= now) {  // accepted, and ends dead
     t.dead_reason = DeadReason::kExpired;
     queue.totals().dead++;
     CountLive(t.state, TaskState::kDead);
     t.state = TaskState::kDead;
-    t.finished_at = now;
+    t.set_finished_at(now);
   }
   if (!t.idempotency_key().empty()) queue.idempotency()[t.idempotency_key()] = t.id;
-  journal_.TaskCreated(t);
+  Task& task = tasks_.Insert(MakeTask(std::move(t), spec.payload));
+  journal_.TaskCreated(task, spec.payload);
   queue.AddUnpublished();
-  created.push_back(t.id);
-  out = EnqueuedTask{t.id, t.state, false};
-  tasks_.emplace(t.id, std::move(task));
+  created.push_back(task.id);
+  out = EnqueuedTask{task.id, task.state, false};
 }
 
 void Engine::Publish(const std::vector<uint64_t>& ids) {
   for (uint64_t id : ids) {
-    auto it = tasks_.find(id);
-    if (it == tasks_.end() || it->second->published) continue;
-    Task& t = *it->second;
+    Task* found = tasks_.Find(id);
+    if (found == nullptr || found->published) continue;
+    Task& t = *found;
     t.published = true;
     t.queue->RemoveUnpublished();
     t.queue->Add(t);
@@ -332,10 +359,10 @@ Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string re
   Task* task = nullptr;
   StoredTask stored;
   if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token == token) {
+  if (task->state == TaskState::kSucceeded && !token.empty() && task->lease_token() == token) {
     return Ok(IdState{id, task->state});  // a repeated ack: harmless
   }
-  if (task->state != TaskState::kLeased || task->lease_token != token) {
+  if (task->state != TaskState::kLeased || task->lease_token() != token) {
     return LeaseMismatch<IdState>(*task);
   }
   const bool has_result = !result.empty();
@@ -356,7 +383,7 @@ Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_v
   Task* task = nullptr;
   StoredTask stored;
   if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state != TaskState::kLeased || task->lease_token != token) {
+  if (task->state != TaskState::kLeased || task->lease_token() != token) {
     return LeaseMismatch<IdState>(*task);
   }
   task->queue->totals().nacked++;
@@ -384,17 +411,17 @@ Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
   Task* task = nullptr;
   StoredTask stored;
   if (Outcome<int64_t> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state != TaskState::kLeased || task->lease_token != token) {
+  if (task->state != TaskState::kLeased || task->lease_token() != token) {
     return LeaseMismatch<int64_t>(*task);
   }
-  task->lease_expires_at = SaturatingAdd(Now(), EffectiveLeaseMs(*task, lease_ms.value_or(0)));
+  task->set_lease_expires_at(SaturatingAdd(Now(), EffectiveLeaseMs(*task, lease_ms.value_or(0))));
   Rearm(*task);
   if (!progress.empty()) {
     task->cold().progress = std::move(progress);
     journal_.TaskProgressSet(*task);
   }
   journal_.TaskStateChanged(*task);
-  return Ok(task->lease_expires_at);
+  return Ok(task->lease_expires_at());
 }
 
 // ---- cancel / retry / get --------------------------------------------------------------
@@ -428,10 +455,10 @@ Outcome<IdState> Engine::Retry(uint64_t id) {
                              std::string(TaskStateName(task->state)));
   }
   if (task == &stored.task) task = Revive(std::move(stored));
-  Unfinish(*task->queue, task->finished_at, id);
+  Unfinish(*task->queue, task->finished_at(), id);
   task->attempts = 0;
   task->dead_reason = DeadReason::kNone;
-  task->deadline = kNever;  // a manual retry is a new chance; the old deadline has passed
+  task->set_deadline(kNever);  // a manual retry is a new chance; the old deadline has passed
   SetState(*task, TaskState::kReady, Now());
   journal_.TaskChanged(*task);
   ServeWaiters();
@@ -440,12 +467,12 @@ Outcome<IdState> Engine::Retry(uint64_t id) {
 
 Outcome<TaskView> Engine::GetTask(uint64_t id) {
   Tick();
-  if (Task* task = FindTask(id)) return Ok(ViewOf(*task, /*with_token=*/false));
+  if (Task* task = FindTask(id)) return ViewNow(*task);
   StoredTask stored;
   Error error;
   switch (LoadFinished(id, stored, error)) {
     case TaskReader::Result::kFound:
-      return Ok(ViewOf(stored.task, stored.queue, /*with_token=*/false));
+      return Ok(ViewOf(stored));
     case TaskReader::Result::kError:
       return {error, {}};
     case TaskReader::Result::kNotFound:
@@ -460,8 +487,7 @@ Task* Engine::Revive(StoredTask stored) {
   Queue& queue = *FindQueue(stored.queue);
   const uint64_t id = stored.task.id;
   queue.RemoveFinishedId(id);
-  auto owned = std::make_unique<Task>(std::move(stored.task));
-  Task& task = *owned;
+  Task& task = tasks_.Insert(MakeTask(std::move(stored.task), stored.payload));
   task.queue = &queue;
   task.timer_due = kNever;
   task.published = true;
@@ -469,7 +495,6 @@ Task* Engine::Revive(StoredTask stored) {
     task.cold().idempotency_key = std::move(key->second);
     queue.finished_keys().erase(key);
   }
-  tasks_.emplace(id, std::move(owned));
   queue.Add(task);
   return &task;
 }
@@ -505,13 +530,13 @@ Outcome<TaskPage> Engine::ListTasks(std::string_view queue_name, std::optional<T
   while (std::optional<uint64_t> id = next_id()) {
     TaskView view;
     if (const Task* task = FindTask(*id)) {
-      view = ViewOf(*task, /*with_token=*/false);
+      if (!View(*task, /*with_token=*/false, view, out.error)) return out;
     } else {
       StoredTask stored;
       TaskReader::Result r = LoadFinished(*id, stored, out.error);
       if (r == TaskReader::Result::kError) return out;
       if (r == TaskReader::Result::kNotFound) continue;
-      view = ViewOf(stored.task, stored.queue, /*with_token=*/false);
+      view = ViewOf(stored);
     }
     const size_t cost = AnswerBytes(view);
     page.truncated = !page.tasks.empty() && bytes + cost > limits_.max_response_bytes;
@@ -559,11 +584,12 @@ void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& confi
   GetOrCreateQueue(queue).config() = config;
 }
 
-void Engine::RestoreTask(std::string_view queue_name, Task task) {
-  Queue& queue = GetOrCreateQueue(queue_name);
-  if (tasks_.contains(task.id)) return;  // ids are unique keys in storage; never twice
+void Engine::RestoreTask(StoredTask stored) {
+  Task& task = stored.task;
+  Queue& queue = GetOrCreateQueue(stored.queue);
+  if (tasks_.Contains(task.id)) return;  // ids are unique keys in storage; never twice
   if (IsFinished(task.state)) {
-    queue.finished().emplace_back(task.finished_at, task.id);
+    queue.finished().emplace_back(task.finished_at(), task.id);
     if (!task.idempotency_key().empty()) queue.idempotency()[task.idempotency_key()] = task.id;
     if (reader_ != nullptr) {  // its id only: the record stays in storage
       if (!task.idempotency_key().empty()) {
@@ -573,12 +599,10 @@ void Engine::RestoreTask(std::string_view queue_name, Task task) {
       return;
     }
   }
-  auto owned = std::make_unique<Task>(std::move(task));
-  Task& t = *owned;
+  Task& t = tasks_.Insert(MakeTask(std::move(task), stored.payload));
   t.queue = &queue;
   t.timer_due = kNever;
   t.published = true;
-  tasks_.emplace(t.id, std::move(owned));
   queue.Add(t);
   if (!IsFinished(t.state)) {
     ++live_tasks_;
@@ -604,7 +628,7 @@ void Engine::Reset() {
   shared_.live_tasks.Give(live_tasks_);
   live_tasks_ = 0;
   timers_.clear();
-  tasks_.clear();
+  tasks_.Clear();
   queues_.clear();
   queues_with_new_ready_.clear();
 }

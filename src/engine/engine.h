@@ -30,6 +30,7 @@
 #include "engine/server_wide.h"
 #include "engine/task.h"
 #include "engine/task_reader.h"
+#include "engine/task_table.h"
 #include "engine/task_view.h"
 
 namespace conveyor {
@@ -137,7 +138,7 @@ class Engine {
   // A finished task is restored as its id only (with a reader). FinishRestore() after
   // the last one orders the purge FIFOs and arms their timers.
   void RestoreQueueConfig(std::string_view queue, const QueueConfig& config);
-  void RestoreTask(std::string_view queue, Task task);
+  void RestoreTask(StoredTask stored);
   void FinishRestore();
   // Drops all state (waiters are answered empty first), before a reload from storage.
   void Reset();
@@ -177,6 +178,17 @@ class Engine {
   Error CheckCapacity(size_t new_tasks);
   Queue* FindQueue(std::string_view name);
   Task* FindTask(uint64_t id);
+  // A task made from `fields`, its payload's bytes in memory if the payload cache has
+  // room for them (always without storage to read them back from), else only in storage.
+  TaskPtr MakeTask(Task&& fields, std::string_view payload);
+  // A view of a task in memory, its payload read from storage if not in memory; false
+  // (with `error`) when storage could not give it.
+  bool View(const Task& task, bool with_token, TaskView& view, Error& error);
+  Outcome<TaskView> ViewNow(const Task& task) {
+    Outcome<TaskView> out;
+    View(task, /*with_token=*/false, out.value, out.error);
+    return out;
+  }
   int64_t Now() const { return clock_.NowMs(); }
   int64_t Mono() const { return clock_.MonoMs(); }
   // The monotonic time at which the epoch time `epoch` comes (kNever stays kNever).
@@ -223,7 +235,10 @@ class Engine {
   std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms, std::string_view worker,
                               int64_t now, bool* truncated, size_t bytes = 0);
   static size_t LeasedBytes(const std::vector<Task*>& leased);
-  LeaseResult BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) const;
+  LeaseResult BuildLeaseResult(const std::vector<Task*>& leased, bool truncated);
+  // A granted lease taken back (its answer could not be made or delivered): ready again,
+  // the attempt not counted.
+  void Unlease(Task& task, int64_t now);
   // About what a task's JSON costs in an answer, to keep answers within
   // --max-response-bytes before they are built.
   static size_t AnswerBytes(const Task& task);
@@ -262,7 +277,7 @@ class Engine {
   // Every task in memory: unfinished ones, and finished ones until their final state is
   // durable. One created but not yet durable (!published) is in no index and seen by no
   // call: no dirty reads.
-  absl::flat_hash_map<uint64_t, std::unique_ptr<Task>> tasks_;
+  TaskTable tasks_;
   uint64_t generation_ = 0;  // bumped by Reset(): publications of older tasks are void
   size_t live_tasks_ = 0;    // this shard's share of shared_.live_tasks
   // (monotonic due, task id): one entry per unfinished task with a pending timer.

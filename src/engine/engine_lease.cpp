@@ -29,7 +29,7 @@ size_t AnswerBytesOf(size_t payload, const std::string& result, const std::strin
 }  // namespace
 
 size_t Engine::AnswerBytes(const Task& task) {
-  return AnswerBytesOf(task.payload.size(), task.result(), task.progress(), task.lease_worker(),
+  return AnswerBytesOf(task.payload_size, task.result(), task.progress(), task.lease_worker(),
                        task.errors());
 }
 
@@ -50,8 +50,8 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
   std::vector<Task*> leased;
   if (queue.config().paused) return leased;
   while (leased.size() < max && !queue.ready().empty()) {
-    Task& task = *FindTask(queue.ready().begin()->id);
-    if (task.deadline <= now) {
+    Task& task = *FindTask((*queue.ready().begin())->id);
+    if (task.deadline() <= now) {
       Kill(task, DeadReason::kExpired, now);
       journal_.TaskStateChanged(task);
       continue;
@@ -64,9 +64,10 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     bytes += cost;
     queue.RecordReadyWait(now - task.ready_at);
     task.attempts++;
-    task.lease_token = tokens_.Token128();
-    if (!worker.empty() || !task.lease_worker().empty()) task.cold().lease_worker = worker;
-    task.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
+    TaskCold& cold = task.cold();
+    cold.lease_token = tokens_.Token128();
+    cold.lease_worker = worker;
+    cold.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
     SetState(task, TaskState::kLeased, now);
     queue.totals().leased++;
     journal_.TaskStateChanged(task);
@@ -75,15 +76,30 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
   return leased;
 }
 
-LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) const {
+LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) {
   LeaseResult result;
   result.truncated = truncated;
   result.tasks.reserve(leased.size());
-  for (const Task* task : leased) {
-    result.tasks.push_back(ViewOf(*task, /*with_token=*/true));
-    result.granted.push_back(LeaseGrant{task->id, task->lease_token});
+  for (Task* task : leased) {
+    TaskView view;
+    Error error;
+    if (!View(*task, /*with_token=*/true, view, error)) {  // its payload is unreadable
+      Unlease(*task, Now());
+      if (result.tasks.empty()) result.error = std::move(error);
+      continue;
+    }
+    result.error = Error{};
+    result.tasks.push_back(std::move(view));
+    result.granted.push_back(LeaseGrant{task->id, task->lease_token()});
   }
   return result;
+}
+
+void Engine::Unlease(Task& task, int64_t now) {
+  if (task.attempts > 0) task.attempts--;
+  task.cold().lease_token.clear();
+  SetState(task, TaskState::kReady, now);
+  journal_.TaskStateChanged(task);
 }
 
 void Engine::Drain() {
@@ -100,7 +116,7 @@ Queue* Engine::MostUrgent(const std::vector<Queue*>& queues) {
   Queue* best = nullptr;
   for (Queue* q : queues) {
     if (q == nullptr || q->config().paused || q->ready().empty()) continue;
-    if (best == nullptr || *q->ready().begin() < *best->ready().begin()) best = q;
+    if (best == nullptr || ReadyOrder{}(*q->ready().begin(), *best->ready().begin())) best = q;
   }
   return best;
 }
@@ -111,7 +127,7 @@ std::optional<ReadyKey> Engine::BestReady(const std::vector<std::string>& queues
   for (const auto& name : queues) found.push_back(FindQueue(name));
   Queue* best = MostUrgent(found);
   if (best == nullptr) return std::nullopt;
-  return *best->ready().begin();
+  return ReadyKey::Of(**best->ready().begin());
 }
 
 void Engine::LeaseAny(const std::vector<std::string>& queue_names, LeaseRequest request,
@@ -250,7 +266,7 @@ void Engine::CancelWaiter(uint64_t waiter_id) {
     list.erase(std::remove(list.begin(), list.end(), waiter_id), list.end());
     if (list.empty()) task_waiters_by_task_.erase(waiter.task_id);
     if (Task* task = FindTask(waiter.task_id)) {
-      waiter.done(Ok(ViewOf(*task, false)));
+      waiter.done(ViewNow(*task));
     } else {
       waiter.done(Fail<TaskView>(ErrorCode::kNotFound, "no task with this id"));
     }
@@ -261,13 +277,11 @@ void Engine::ReleaseUndelivered(const std::vector<LeaseGrant>& grants) {
   const int64_t now = Now();
   for (const LeaseGrant& grant : grants) {
     Task* task = FindTask(grant.id);
-    if (task == nullptr || task->state != TaskState::kLeased || task->lease_token != grant.token) {
+    if (task == nullptr || task->state != TaskState::kLeased ||
+        task->lease_token() != grant.token) {
       continue;
     }
-    if (task->attempts > 0) task->attempts--;
-    task->lease_token.clear();
-    SetState(*task, TaskState::kReady, now);
-    journal_.TaskStateChanged(*task);
+    Unlease(*task, now);
   }
   ServeWaiters();
 }
@@ -282,7 +296,7 @@ void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Outcome<T
     return;
   }
   if (wait_ms <= 0 || IsFinished(task->state)) {
-    done(Ok(ViewOf(*task, false)));
+    done(ViewNow(*task));
     return;
   }
   if (!shared_.waiters.TryTake()) {
@@ -309,7 +323,7 @@ void Engine::FinishTaskWaiters(const Task& task) {
     task_waiters_.erase(w);
     waiter_deadlines_.erase({waiter.deadline, wid});
     shared_.waiters.Give();
-    waiter.done(Ok(ViewOf(task, false)));
+    waiter.done(ViewNow(task));
   }
 }
 

@@ -27,13 +27,13 @@ void Engine::Rearm(Task& task) {
   int64_t epoch_due = kNever;
   switch (task.state) {
     case TaskState::kScheduled:
-      epoch_due = std::min(task.run_at, task.deadline);
+      epoch_due = std::min(task.run_at, task.deadline());
       break;
     case TaskState::kReady:
-      epoch_due = task.deadline;
+      epoch_due = task.deadline();
       break;
     case TaskState::kLeased:
-      epoch_due = task.lease_expires_at;
+      epoch_due = task.lease_expires_at();
       break;
     default:
       break;  // finished: purged by its queue's FIFO (ArmPurge), no timer of its own
@@ -50,7 +50,7 @@ void Engine::Rearm(Task& task) {
 void Engine::Fire(Task& task, int64_t now) {
   switch (task.state) {
     case TaskState::kScheduled:
-      if (task.deadline <= task.run_at) {
+      if (task.deadline() <= task.run_at) {
         Kill(task, DeadReason::kExpired, now);
       } else {
         SetState(task, TaskState::kReady, now);
@@ -74,7 +74,7 @@ void Engine::ExpireLease(Task& task, int64_t now) {
   AddError(task, now, "lease expired");
   if (task.attempts >= task.max_attempts) {
     Kill(task, DeadReason::kMaxAttempts, now);
-  } else if (task.deadline <= now) {
+  } else if (task.deadline() <= now) {
     // It can no longer be leased before its deadline.
     Kill(task, DeadReason::kExpired, now);
   } else {
@@ -119,7 +119,7 @@ void Engine::PurgeFinished(Queue& queue, uint64_t id) {
     queue.Remove(*task);
     if (!task->idempotency_key().empty()) forget_key(task->idempotency_key(), id);
     if (task->timer_due != kNever) timers_.erase({task->timer_due, id});
-    tasks_.erase(id);
+    tasks_.Erase(id);
   } else {
     if (!queue.RemoveFinishedId(id)) return;
     if (auto key = queue.finished_keys().find(id); key != queue.finished_keys().end()) {

@@ -19,7 +19,8 @@ class Journal {
  public:
   virtual ~Journal() = default;
   // A new task: the first record of it, and the only one that carries its payload.
-  virtual void TaskCreated(const Task& task) { TaskChanged(task); }
+  // The payload's bytes come apart: the task may keep none of them in memory.
+  virtual void TaskCreated(const Task& task, std::string_view /*payload*/) { TaskChanged(task); }
   // Any change: the task's record is written again (errors included).
   virtual void TaskChanged(const Task& task) = 0;
   // A change of state fields only (state, attempts, times, the lease): lease, extend,

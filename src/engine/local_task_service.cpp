@@ -295,7 +295,8 @@ Awaitable<bool> LocalTaskService::StorageWritable() {
 ServiceGauges LocalTaskService::Gauges() const {
   ServerWide& shared = shards_.shared();
   return ServiceGauges{shared.live_tasks.used(), shared.waiters.used(),
-                       shared.rss_bytes.load(std::memory_order_relaxed)};
+                       shared.rss_bytes.load(std::memory_order_relaxed),
+                       shared.payload_bytes.load(std::memory_order_relaxed)};
 }
 
 }  // namespace conveyor

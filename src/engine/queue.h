@@ -26,12 +26,23 @@ struct ReadyKey {
   int64_t ready_at;
   uint64_t id;
 
+  static ReadyKey Of(const Task& t) { return ReadyKey{t.priority, t.ready_at, t.id}; }
+
   bool operator<(const ReadyKey& o) const {
     if (priority != o.priority) return priority > o.priority;
     if (ready_at != o.ready_at) return ready_at < o.ready_at;
     return id < o.id;
   }
 };
+
+// The ready set holds the tasks themselves (8 bytes an entry), ordered by their key; a
+// task's priority, ready_at and id do not change while it is in the set.
+struct ReadyOrder {
+  bool operator()(const Task* a, const Task* b) const {
+    return ReadyKey{a->priority, a->ready_at, a->id} < ReadyKey{b->priority, b->ready_at, b->id};
+  }
+};
+using ReadySet = absl::btree_set<const Task*, ReadyOrder>;
 
 struct QueueTotals {
   uint64_t enqueued = 0;
@@ -57,10 +68,10 @@ class Queue {
   // Index upkeep, called by the Engine on every state change.
   void Add(const Task& task);
   void Remove(const Task& task);
-  void AddReady(const Task& task) { ready_.insert(KeyOf(task)); }
-  void RemoveReady(const Task& task) { ready_.erase(KeyOf(task)); }
+  void AddReady(const Task& task) { ready_.insert(&task); }
+  void RemoveReady(const Task& task) { ready_.erase(&task); }
 
-  const absl::btree_set<ReadyKey>& ready() const { return ready_; }
+  const ReadySet& ready() const { return ready_; }
   const absl::btree_set<uint64_t>& ids_in(TaskState s) const { return by_state_[Index(s)]; }
   uint64_t count(TaskState s) const { return by_state_[Index(s)].size(); }
   // No task at all, tasks whose creation is not yet durable included.
@@ -99,11 +110,10 @@ class Queue {
 
  private:
   static size_t Index(TaskState s) { return static_cast<size_t>(s); }
-  static ReadyKey KeyOf(const Task& t) { return ReadyKey{t.priority, t.ready_at, t.id}; }
 
   std::string name_;
   QueueConfig config_;
-  absl::btree_set<ReadyKey> ready_;
+  ReadySet ready_;
   std::array<absl::btree_set<uint64_t>, kTaskStateCount> by_state_;
   std::deque<std::pair<int64_t, uint64_t>> finished_;
   absl::flat_hash_map<uint64_t, std::string> finished_keys_;

@@ -18,6 +18,8 @@ struct ServerWide {
   std::atomic<uint64_t> next_sequence{1};
   SharedBudget waiters;     // parked lease and task waiters (--max-waiters)
   SharedBudget live_tasks;  // scheduled + ready + leased tasks (--max-tasks)
+  // Bytes of queued tasks' payloads held in memory (--payload-cache-bytes).
+  std::atomic<size_t> payload_bytes{0};
   // Resident memory of the process, sampled every 100 ms (--max-memory-bytes).
   std::atomic<size_t> rss_bytes{0};
 };

@@ -1,6 +1,10 @@
 #include "engine/task.h"
 
+#include <cstring>
+#include <new>
+
 #include "engine/queue.h"
+#include "engine/task_reader.h"
 #include "engine/task_view.h"
 
 namespace conveyor {
@@ -47,6 +51,28 @@ std::string_view DeadReasonName(DeadReason reason) {
   return "";
 }
 
+struct TaskAllocation {
+  static void Mark(Task& task) { task.payload_inline.on_ = true; }
+};
+
+TaskPtr NewTask(Task&& fields, const std::string_view* payload) {
+  const size_t extra = payload != nullptr ? payload->size() : 0;
+  void* memory = ::operator new(sizeof(Task) + extra);
+  Task* task = new (memory) Task(std::move(fields));
+  if (payload != nullptr) {
+    task->payload_size = static_cast<uint32_t>(payload->size());
+    if (!payload->empty())
+      std::memcpy(static_cast<char*>(memory) + sizeof(Task), payload->data(), payload->size());
+    TaskAllocation::Mark(*task);
+  }
+  return TaskPtr(task);
+}
+
+void TaskDeleter::operator()(Task* task) const {
+  task->~Task();
+  ::operator delete(task);
+}
+
 TaskView ViewOf(const Task& task, bool with_token) {
   return ViewOf(task, task.queue->name(), with_token);
 }
@@ -56,7 +82,7 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.id = task.id;
   v.queue = std::string(queue);
   v.payload_kind = task.payload_kind;
-  v.payload = task.payload;
+  v.payload = task.payload();  // the Engine fills it from storage when not in memory
   v.priority = task.priority;
   v.state = task.state;
   v.dead_reason = task.dead_reason;
@@ -64,16 +90,22 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.max_attempts = task.max_attempts;
   v.created_at = task.created_at;
   v.run_at = task.run_at;
-  v.deadline = task.deadline;
+  v.deadline = task.deadline();
   v.result = task.result();
   v.progress = task.progress();
   v.errors = task.errors();
   v.idempotency_key = task.idempotency_key();
   if (task.state == TaskState::kLeased) {
-    v.lease_expires_at = task.lease_expires_at;
+    v.lease_expires_at = task.lease_expires_at();
     v.lease_worker = task.lease_worker();
-    if (with_token) v.lease_token = task.lease_token;
+    if (with_token) v.lease_token = task.lease_token();
   }
+  return v;
+}
+
+TaskView ViewOf(const StoredTask& stored) {
+  TaskView v = ViewOf(stored.task, stored.queue, /*with_token=*/false);
+  v.payload = stored.payload;
   return v;
 }
 

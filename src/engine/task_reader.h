@@ -1,6 +1,7 @@
 // TaskReader: the engine's one read seam into storage. A finished task leaves memory once
 // its final state is durable (only its id stays, in its queue's indexes); GET, pages, a
-// repeated ack and retry read its record back through this. RocksStore implements it;
+// repeated ack and retry read its record back through this, and a lease or GET the payload
+// of a queued task past --payload-cache-bytes. RocksStore implements it;
 // with `--durability none` there is none and finished tasks stay in memory. Called on the
 // owning shard's thread; an implementation must be safe to call from any shard thread.
 #pragma once
@@ -16,6 +17,7 @@ namespace conveyor {
 struct StoredTask {
   Task task;
   std::string queue;
+  std::string payload;
 };
 
 class TaskReader {
@@ -23,6 +25,8 @@ class TaskReader {
   enum class Result { kFound, kNotFound, kError };
   virtual ~TaskReader() = default;
   virtual Result ReadTask(uint64_t id, StoredTask& out) = 0;
+  // Only the payload's bytes (of a queued task whose payload is not kept in memory).
+  virtual Result ReadPayload(uint64_t id, std::string& out) = 0;
 };
 
 }  // namespace conveyor

@@ -60,6 +60,7 @@ struct ServiceGauges {
   size_t live_tasks = 0;
   size_t waiters = 0;
   size_t rss_bytes = 0;
+  size_t payload_cache_bytes = 0;  // payload bytes of tasks held in memory
 };
 
 class TaskService {

@@ -39,6 +39,8 @@ struct TaskView {
 
 TaskView ViewOf(const Task& task, bool with_token);
 TaskView ViewOf(const Task& task, std::string_view queue, bool with_token);
+struct StoredTask;
+TaskView ViewOf(const StoredTask& stored);  // without token
 
 struct IdState {
   uint64_t id = 0;

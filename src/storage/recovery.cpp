@@ -24,7 +24,7 @@ Error RecoverAll(RocksStore& store, ShardSet& shards, RecoveryStats& stats) {
   });
   if (!error.ok()) return error;
   error = store.LoadTasks({}, [&](StoredTask&& stored) {
-    shards.ForTask(stored.task.id).engine().RestoreTask(stored.queue, std::move(stored.task));
+    shards.ForTask(stored.task.id).engine().RestoreTask(std::move(stored));
     ++stats.tasks;
   });
   if (!error.ok()) return error;
@@ -46,9 +46,8 @@ Error RecoverShard(RocksStore& store, ShardSet& shards, size_t index) {
     engine.RestoreQueueConfig(queue, config);
   });
   if (error.ok()) {
-    error = store.LoadTasks(filter, [&](StoredTask&& stored) {
-      engine.RestoreTask(stored.queue, std::move(stored.task));
-    });
+    error = store.LoadTasks(filter,
+                            [&](StoredTask&& stored) { engine.RestoreTask(std::move(stored)); });
   }
   engine.FinishRestore();
   shard.AfterCommand();

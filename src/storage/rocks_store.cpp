@@ -265,7 +265,7 @@ Error RocksStore::LoadTasks(const LoadFilter& filter,
       return Error{ErrorCode::kInternal,
                    "task " + std::to_string(id) + " has no payload in storage: it is inconsistent"};
     }
-    stored.task.payload.assign(payload_it->value().data(), payload_it->value().size());
+    stored.payload.assign(payload_it->value().data(), payload_it->value().size());
     // Deltas sort by (id, tag): those of this task follow any of skipped (filtered) ones.
     if (Error e = ApplyDeltas(*delta_it, id, stored.task); !e.ok()) return e;
     visit(std::move(stored));
@@ -283,12 +283,20 @@ TaskReader::Result RocksStore::ReadTask(uint64_t id, StoredTask& out) {
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[1], key, &meta);
   if (s.IsNotFound()) return Result::kNotFound;
   if (!s.ok() || !DecodeTaskMeta(meta, out) || out.task.id != id) return Result::kError;
-  s = db_->Get(rocksdb::ReadOptions(), handles_[2], key, &out.task.payload);
+  s = db_->Get(rocksdb::ReadOptions(), handles_[2], key, &out.payload);
   if (!s.ok()) return Result::kError;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[5]));
   it->Seek(key);
   if (!ApplyDeltas(*it, id, out.task).ok() || !it->status().ok()) return Result::kError;
   return Result::kFound;
+}
+
+TaskReader::Result RocksStore::ReadPayload(uint64_t id, std::string& out) {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Result::kError;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[2], TaskKey(id), &out);
+  if (s.IsNotFound()) return Result::kNotFound;
+  return s.ok() ? Result::kFound : Result::kError;
 }
 
 Error RocksStore::ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task) {

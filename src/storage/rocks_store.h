@@ -73,6 +73,7 @@ class RocksStore final : public TaskReader {
                    const std::function<void(std::string_view, const QueueConfig&)>& visit);
   // One task's record, payload and deltas, as recovery would load it. Thread-safe.
   Result ReadTask(uint64_t id, StoredTask& out) override;
+  Result ReadPayload(uint64_t id, std::string& out) override;
   // Visits tasks in id order, each with its payload.
   Error LoadTasks(const LoadFilter& filter, const std::function<void(StoredTask&&)>& visit);
   // The largest task sequence that may have been handed out: the reservations, the

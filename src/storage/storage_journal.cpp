@@ -59,10 +59,10 @@ bool StorageJournal::writable() const {
   return !failed_ && pending_.GetDataSize() < max_backlog_bytes_;
 }
 
-void StorageJournal::TaskCreated(const Task& task) {
+void StorageJournal::TaskCreated(const Task& task, std::string_view payload) {
   if (failed_) return;
   const std::string key = TaskKey(task.id);
-  pending_.Put(store_.payloads(), AsSlice(key), AsSlice(task.payload));
+  pending_.Put(store_.payloads(), AsSlice(key), AsSlice(payload));
   max_created_id_ = std::max(max_created_id_, task.id);
   if (auto until = store_.MaybeExtendReservation(task.id >> kSlotBits)) {
     pending_.Put(store_.meta(), AsSlice(ReservationKey(shard_index_)), AsSlice(TaskKey(*until)));

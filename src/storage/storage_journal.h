@@ -49,7 +49,7 @@ class StorageJournal final : public Journal {
   // io_context has stopped. Idempotent; the destructor calls it.
   void Stop();
 
-  void TaskCreated(const Task& task) override;
+  void TaskCreated(const Task& task, std::string_view payload) override;
   void TaskChanged(const Task& task) override;
   void TaskStateChanged(const Task& task) override;
   void TaskResultSet(const Task& task) override;

@@ -21,9 +21,9 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Signed(t.created_at);
   w.Signed(t.run_at);
   w.Signed(t.ready_at);
-  w.Signed(t.deadline);
-  w.Signed(t.lease_ms);
-  w.Signed(t.finished_at);
+  w.Signed(t.deadline());
+  w.Signed(t.lease_ms());
+  w.Signed(t.finished_at());
   w.Varint(t.errors().size());
   for (const TaskError& e : t.errors()) {
     w.Signed(e.at);
@@ -31,9 +31,9 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
     w.Bytes(e.message);
   }
   w.Bytes(t.idempotency_key());
-  w.Bytes(t.lease_token);
+  w.Bytes(t.lease_token());
   w.Bytes(t.lease_worker());
-  w.Signed(t.lease_expires_at);
+  w.Signed(t.lease_expires_at());
   w.Byte(static_cast<uint8_t>(t.payload_kind));
 }
 
@@ -42,16 +42,18 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
   Task& t = out.task;
   uint8_t version, state, reason;
   uint64_t attempts, max_attempts, error_count;
-  int64_t priority, lease_ms;
+  int64_t priority, lease_ms, deadline, finished_at;
   if (!r.Byte(version) || version < 1 || version > kTaskRecordVersion) return false;
   if (!r.Varint(t.id) || !r.Bytes(out.queue) || !r.Signed(priority) || !r.Byte(state) ||
       !r.Byte(reason) || !r.Varint(attempts) || !r.Varint(max_attempts) ||
       !r.Signed(t.created_at) || !r.Signed(t.run_at) || !r.Signed(t.ready_at) ||
-      !r.Signed(t.deadline) || !r.Signed(lease_ms) || !r.Signed(t.finished_at) || lease_ms < 0 ||
+      !r.Signed(deadline) || !r.Signed(lease_ms) || !r.Signed(finished_at) || lease_ms < 0 ||
       lease_ms > INT32_MAX) {
     return false;
   }
-  t.lease_ms = static_cast<int32_t>(lease_ms);
+  t.set_deadline(deadline);
+  t.set_finished_at(finished_at);
+  t.set_lease_ms(static_cast<int32_t>(lease_ms));
   if (version < 3) {
     std::string result, progress;
     if (!r.Bytes(result) || !r.Bytes(progress)) return false;
@@ -77,11 +79,13 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
       e.attempt = static_cast<uint32_t>(attempt);
     }
   }
-  std::string key, worker;
-  if (!r.Bytes(key) || !r.Bytes(t.lease_token) || !r.Bytes(worker) ||
-      !r.Signed(t.lease_expires_at)) {
+  std::string key, token, worker;
+  int64_t expires_at;
+  if (!r.Bytes(key) || !r.Bytes(token) || !r.Bytes(worker) || !r.Signed(expires_at)) {
     return false;
   }
+  if (!token.empty()) t.cold().lease_token = std::move(token);
+  t.set_lease_expires_at(expires_at);
   if (!key.empty()) t.cold().idempotency_key = std::move(key);
   if (!worker.empty()) t.cold().lease_worker = std::move(worker);
   t.payload_kind = PayloadKind::kJson;
@@ -101,10 +105,10 @@ void EncodeStateDelta(const Task& t, std::string& out) {
   w.Varint(t.attempts);
   w.Signed(t.run_at);
   w.Signed(t.ready_at);
-  w.Signed(t.finished_at);
-  w.Bytes(t.lease_token);
+  w.Signed(t.finished_at());
+  w.Bytes(t.lease_token());
   w.Bytes(t.lease_worker());
-  w.Signed(t.lease_expires_at);
+  w.Signed(t.lease_expires_at());
 }
 
 bool ApplyStateDelta(std::string_view in, Task& t) {
@@ -124,10 +128,10 @@ bool ApplyStateDelta(std::string_view in, Task& t) {
   t.attempts = static_cast<uint32_t>(attempts);
   t.run_at = run_at;
   t.ready_at = ready_at;
-  t.finished_at = finished_at;
-  t.lease_token = std::move(token);
+  t.set_finished_at(finished_at);
+  if (!token.empty() || !t.lease_token().empty()) t.cold().lease_token = std::move(token);
   if (!worker.empty() || !t.lease_worker().empty()) t.cold().lease_worker = std::move(worker);
-  t.lease_expires_at = expires_at;
+  t.set_lease_expires_at(expires_at);
   return true;
 }
 

@@ -33,11 +33,16 @@ TASK_FIELDS = ("id", "queue", "payload", "priority", "state", "attempts", "max_a
 STATES = ("scheduled", "ready", "leased", "succeeded", "dead", "canceled")
 
 
+# CONVEYOR_PAYLOAD_CACHE_BYTES=0 is set by the sanitized ctest run: the whole suite then
+# also runs with every payload read back from storage.
+KEPT_SETTINGS = ("CONVEYOR_BIN", "CONVEYOR_PAYLOAD_CACHE_BYTES")
+
+
 def clean_env(extra=None):
     """The test's environment without CONVEYOR_* settings (a stray CONVEYOR_FAULT_FILE or
     CONVEYOR_DURABILITY would change what is tested)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CONVEYOR_") or k == "CONVEYOR_BIN"}
+           if not k.startswith("CONVEYOR_") or k in KEPT_SETTINGS}
     if extra:
         env.update(extra)
     return env

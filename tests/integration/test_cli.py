@@ -29,10 +29,15 @@ PY = sys.executable or "python3"
 CLI_TIMEOUT = 20  # seconds for any one short CLI run
 
 
+# CONVEYOR_PAYLOAD_CACHE_BYTES=0 is set by the sanitized ctest run: the whole suite then
+# also runs with every payload read back from storage.
+KEPT_SETTINGS = ("CONVEYOR_BIN", "CONVEYOR_PAYLOAD_CACHE_BYTES")
+
+
 def clean_env(extra=None):
     """The test's environment without CONVEYOR_* settings (they would change defaults)."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("CONVEYOR_") or k == "CONVEYOR_BIN"}
+           if not k.startswith("CONVEYOR_") or k in KEPT_SETTINGS}
     if extra:
         env.update(extra)
     return env

@@ -208,10 +208,10 @@ TEST(StorageJournalDeltaTest, LeaseExtendAndAckWriteSmallRecordsThatRecover) {
   const Task& t = loaded[0].task;
   EXPECT_EQ(t.state, TaskState::kLeased);
   EXPECT_EQ(t.attempts, 50u);
-  EXPECT_EQ(t.lease_token, token);
+  EXPECT_EQ(t.lease_token(), token);
   EXPECT_EQ(t.progress(), R"({"pct":50})");
   EXPECT_EQ(t.errors().size(), 49u);
-  EXPECT_EQ(t.payload.size(), (1u << 20) + 2);
+  EXPECT_EQ(loaded[0].payload.size(), (1u << 20) + 2);
   fs::remove_all(dir);
 }
 

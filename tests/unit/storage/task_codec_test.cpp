@@ -20,16 +20,16 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   t.created_at = 1700000000000;
   t.run_at = 1700000000500;
   t.ready_at = 1700000000600;
-  t.deadline = kNever;
-  t.lease_ms = 2500;
-  t.finished_at = 0;
+  t.set_deadline(kNever);
+  t.set_lease_ms(2500);
+  t.set_finished_at(0);
   t.cold().result = R"({"r":1.50})";
   t.cold().progress = "[1]";
   t.cold().errors = {{1, 1, "boom"}, {2, 2, std::string("\0x", 2)}};
   t.cold().idempotency_key = "key";
-  t.lease_token = "tok";
+  t.cold().lease_token = "tok";
   t.cold().lease_worker = "w1";
-  t.lease_expires_at = 1700000003000;
+  t.set_lease_expires_at(1700000003000);
   std::string bytes;
   EncodeTaskMeta(t, bytes);
   StoredTask back;
@@ -39,11 +39,13 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   EXPECT_EQ(back.task.priority, -7);
   EXPECT_EQ(back.task.state, TaskState::kLeased);
   EXPECT_EQ(back.task.dead_reason, DeadReason::kNack);
-  EXPECT_EQ(back.task.deadline, kNever);
+  EXPECT_EQ(back.task.deadline(), kNever);
+  EXPECT_EQ(back.task.lease_ms(), 2500);
+  EXPECT_EQ(back.task.lease_token(), "tok");
   EXPECT_TRUE(back.task.result().empty());  // stored on its own (deltas family)
   ASSERT_EQ(back.task.errors().size(), 2u);
   EXPECT_EQ(back.task.errors()[1].message, std::string("\0x", 2));
-  EXPECT_EQ(back.task.lease_expires_at, t.lease_expires_at);
+  EXPECT_EQ(back.task.lease_expires_at(), t.lease_expires_at());
   // Every strict prefix is refused, never misread.
   for (size_t n = 0; n < bytes.size(); ++n) {
     StoredTask partial;
@@ -56,24 +58,23 @@ TEST(TaskCodecTest, StateDeltaIsSmallAndAppliesOnlyStateFields) {
   Task t;
   t.id = 7;
   t.queue = &queue;
-  t.payload = std::string(1 << 20, 'p');
   t.cold().result = std::string(1 << 20, 'r');
   for (int i = 0; i < 50; ++i) t.cold().errors.push_back({i, 1, std::string(4096, 'e')});
   t.state = TaskState::kLeased;
   t.attempts = 4;
-  t.lease_token = "0123456789abcdef0123456789abcdef";
+  t.cold().lease_token = "0123456789abcdef0123456789abcdef";
   t.cold().lease_worker = "worker-1";
-  t.lease_expires_at = 1700000009000;
+  t.set_lease_expires_at(1700000009000);
   std::string delta;
   EncodeStateDelta(t, delta);
-  EXPECT_LT(delta.size(), 100u);  // whatever the payload, result and errors weigh
+  EXPECT_LT(delta.size(), 100u);  // whatever the result and errors weigh
   Task back;
   back.cold().errors = {{1, 1, "kept"}};
   ASSERT_TRUE(ApplyStateDelta(delta, back));
   EXPECT_EQ(back.state, TaskState::kLeased);
   EXPECT_EQ(back.attempts, 4u);
-  EXPECT_EQ(back.lease_token, t.lease_token);
-  EXPECT_EQ(back.lease_expires_at, t.lease_expires_at);
+  EXPECT_EQ(back.lease_token(), t.lease_token());
+  EXPECT_EQ(back.lease_expires_at(), t.lease_expires_at());
   ASSERT_EQ(back.errors().size(), 1u);
   for (size_t n = 0; n < delta.size(); ++n) {
     Task partial;
