@@ -533,28 +533,39 @@ def cmd_churn(binary, a):
 
 # ---------------------------------------------------------------------------- e2e
 
+def e2e_run(server_bin, client_bin, a):
+    with Server(server_bin, a.durability, a.threads) as s:
+        e = run_bench(client_bin, s.url, "--mode", "batch", "--batch", "100", "--connections", "4",
+                      "--tasks", str(a.tasks))
+        d = run_bench(client_bin, s.url, "--mode", "drain", "--batch", "100", "--connections", "8")
+    if d["tasks"] != a.tasks:
+        print(f"  warning: drained {d['tasks']} of {a.tasks}")
+    return e, d
+
+
 def cmd_e2e(binary, a):
-    enq, drain = [], []
+    """--runs runs of enqueue then drain. With --against OTHER, runs alternate between the
+    two servers (one client, this --bin's `conveyor bench`, drives both), so that the
+    machine's noise falls on both alike; each row then says which server."""
+    servers = [binary] + ([os.path.abspath(a.against)] if a.against else [])
+    results = {b: ([], []) for b in servers}
     for i in range(a.runs):
-        with Server(binary, a.durability, a.threads) as s:
-            e = run_bench(binary, s.url, "--mode", "batch", "--batch", "100", "--connections", "4",
-                          "--tasks", str(a.tasks))
-            d = run_bench(binary, s.url, "--mode", "drain", "--batch", "100", "--connections", "8")
-        enq.append(e)
-        drain.append(d)
-        print(f"run {i + 1}: enqueue {e['tasks']:,} in {e['seconds']:.2f} s = "
-              f"{e['tasks_per_second']:,.0f} tasks/s; drain {d['tasks']:,} in {d['seconds']:.2f} s "
-              f"= {d['tasks_per_second']:,.0f} tasks/s", flush=True)
-        if d["tasks"] != a.tasks:
-            print(f"  warning: drained {d['tasks']} of {a.tasks}")
-    print("raw: " + json.dumps({"enqueue": enq, "drain": drain}))
-    lbl = label_of(binary, a.label)
-    dm = statistics.median(d["tasks_per_second"] for d in drain)
-    em = statistics.median(e["tasks_per_second"] for e in enq)
-    print_row(f"drain (lease 100 + batch ack), 8 connections, {a.tasks:,} tasks, {a.durability} ({lbl})",
-              f"{dm:,.0f} tasks/s", ", ".join(f"{d['tasks_per_second']:,.0f}" for d in drain))
-    print(f"| enqueue, batches of 100, 4 connections, {a.durability} ({lbl}) | {em:,.0f} tasks/s | "
-          + ", ".join(f"{e['tasks_per_second']:,.0f}" for e in enq) + " |")
+        for b in servers:
+            e, d = e2e_run(b, binary, a)
+            results[b][0].append(e)
+            results[b][1].append(d)
+            print(f"run {i + 1} {label_of(b, None)}: enqueue {e['tasks']:,} in {e['seconds']:.2f} s = "
+                  f"{e['tasks_per_second']:,.0f} tasks/s; drain {d['tasks']:,} in "
+                  f"{d['seconds']:.2f} s = {d['tasks_per_second']:,.0f} tasks/s", flush=True)
+    print("raw: " + json.dumps({label_of(b, None): r for b, r in results.items()}))
+    for b, (enq, drain) in results.items():
+        lbl = label_of(b, a.label if b == binary else a.against_label)
+        dm = statistics.median(d["tasks_per_second"] for d in drain)
+        em = statistics.median(e["tasks_per_second"] for e in enq)
+        print_row(f"drain (lease 100 + batch ack), 8 connections, {a.tasks:,} tasks, {a.durability} ({lbl})",
+                  f"{dm:,.0f} tasks/s", ", ".join(f"{d['tasks_per_second']:,.0f}" for d in drain))
+        print(f"| enqueue, batches of 100, 4 connections, {a.durability} ({lbl}) | {em:,.0f} tasks/s | "
+              + ", ".join(f"{e['tasks_per_second']:,.0f}" for e in enq) + " |")
 
 
 def main():
@@ -595,6 +606,8 @@ def main():
     p = sub.add_parser("e2e", parents=[common], help="enqueue then drain throughput")
     p.add_argument("--tasks", type=int, default=200000)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--against", help="a second server binary; runs alternate between the two")
+    p.add_argument("--against-label", help="its name in the rows (default: its commit)")
 
     a = ap.parse_args()
     SERVE_ARGS.extend(a.serve_arg)
