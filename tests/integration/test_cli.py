@@ -601,6 +601,27 @@ class ServeFlagsTest(unittest.TestCase):
                                         f"127.0.0.1:{flag_port}"])
         self.wait_healthy(proc2, log2, flag_port)
 
+    def test_config_file_takes_the_memory_and_timeout_settings(self):
+        port = free_port()
+        cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+        self.addCleanup(os.unlink, cfg.name)
+        cfg.write(f'[serve]\nlisten = "127.0.0.1:{port}"\nmax_tasks = 2\n'
+                  'max_memory_bytes = 0\npayload_cache_bytes = 0\n'
+                  'max_response_bytes = 65536\nmax_metrics_queues = 10\n'
+                  'commit_timeout_ms = 5000\nshutdown_timeout_ms = 5000\n')
+        cfg.close()
+        proc, log = self.start_serve(["--config", cfg.name])
+        self.wait_healthy(proc, log, port)
+        statuses = []
+        for i in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("POST", "/v1/queues/cfgmem/tasks", body=json.dumps({"payload": i}))
+            resp = conn.getresponse()
+            statuses.append(resp.status)
+            resp.read()
+            conn.close()
+        self.assertEqual(statuses, [201, 201, 503], "max_tasks = 2 from the file")
+
     def test_config_file_with_an_unknown_setting_fails(self):
         cfg = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         self.addCleanup(os.unlink, cfg.name)
