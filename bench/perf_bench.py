@@ -6,6 +6,7 @@ keep-alive connections, and the time to serve after a restart with many stored t
   python3 bench/perf_bench.py lowload [--rate 2000] [--seconds 10] [--runs 3]
   python3 bench/perf_bench.py idle [--delayed 10000] [--idle-connections 1000] [--seconds 10]
   python3 bench/perf_bench.py restart [--tasks 1000000] [--runs 3]
+  python3 bench/perf_bench.py goals [--runs 3]   (the throughput rows of the goals table)
 
 Each starts `build/conveyor serve` (sync unless --durability) on a fresh temp data dir,
 reads the server's CPU time from /proc/PID/stat, and stops it by PID. Standard library only.
@@ -134,6 +135,30 @@ def cmd_restart(binary, a):
           + ", ".join(f"{t:.2f}" for t in times) + " |")
 
 
+GOALS = [
+    ("1 task per POST, 64 connections", "sync", ["enqueue", "--tasks", "100000", "--connections", "64"]),
+    ("batch enqueue, 1000 per request, 4 connections", "sync",
+     ["enqueue", "--tasks", "1000000", "--batch", "1000", "--connections", "4"]),
+    ("batch enqueue, 1000 per request, 4 connections", "none",
+     ["enqueue", "--tasks", "1000000", "--batch", "1000", "--connections", "4"]),
+    ("end to end: enqueue x100, lease 100, batch ack, 16 connections", "sync",
+     ["e2e", "--tasks", "300000", "--batch", "100", "--connections", "16"]),
+]
+
+
+def cmd_goals(binary, a):
+    """The throughput rows of the issue's goals table, each on a fresh server, medians."""
+    for label, durability, args in GOALS:
+        rates = []
+        for _ in range(a.runs):
+            with Server(binary, durability, a.threads) as s:
+                r = bench(binary, s.url, *args, "--queue", "goals")
+            rates.append(r["tasks_per_second"])
+        print(f"| {label}, {durability} | {statistics.median(rates):,.0f} tasks/s | "
+              f"`conveyor bench {' '.join(args)}`; runs: "
+              + ", ".join(f"{x:,.0f}" for x in rates) + " |", flush=True)
+
+
 def main():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build",
@@ -154,9 +179,12 @@ def main():
     p = sub.add_parser("restart", parents=[common])
     p.add_argument("--tasks", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=3)
+    p = sub.add_parser("goals", parents=[common])
+    p.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
-    {"lowload": cmd_lowload, "idle": cmd_idle, "restart": cmd_restart}[a.cmd](binary, a)
+    {"lowload": cmd_lowload, "idle": cmd_idle, "restart": cmd_restart,
+     "goals": cmd_goals}[a.cmd](binary, a)
 
 
 if __name__ == "__main__":

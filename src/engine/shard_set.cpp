@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include "common/thread_name.h"
+
 namespace conveyor {
 namespace {
 thread_local size_t current_io_thread = 0;
@@ -78,9 +80,11 @@ void ShardSet::Run() {
   for (size_t i = 1; i < ios_.size(); ++i) {
     threads.emplace_back([this, i] {
       current_io_thread = i;
+      NameThisThread("io-" + std::to_string(i));
       ios_[i]->run();
     });
   }
+  NameThisThread("io-0");
   ios_[0]->run();
   for (auto& t : threads) t.join();
 }

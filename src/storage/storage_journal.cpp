@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "common/task_id.h"
+#include "common/thread_name.h"
 #include "engine/queue.h"
 #include "storage/task_codec.h"
 
@@ -223,6 +224,7 @@ void StorageJournal::Submit(std::unique_ptr<Job> job) {
 }
 
 void StorageJournal::CommitLoop() {
+  NameThisThread("commit-" + std::to_string(shard_index_));
   for (;;) {
     std::unique_ptr<Job> job;
     {
@@ -302,6 +304,7 @@ void StorageJournal::OnResumed(Error error) {
 BatchSyncer::BatchSyncer(RocksStore& store, std::chrono::milliseconds interval,
                          std::function<void(Error)> on_failure)
     : store_(store), thread_([this, &store, interval, on_failure = std::move(on_failure)] {
+        NameThisThread("wal-sync");
         std::unique_lock<std::mutex> lock(mutex_);
         bool failing = false;
         while (!wake_.wait_for(lock, interval, [this] { return stopping_; })) {
