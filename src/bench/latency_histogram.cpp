@@ -56,8 +56,8 @@ void LatencyHistogram::Merge(const LatencyHistogram& other) {
 int64_t LatencyHistogram::Percentile(double fraction) const {
   if (count_ == 0) return 0;
   fraction = std::clamp(fraction, 0.0, 1.0);
-  const uint64_t rank =
-      std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(fraction * static_cast<double>(count_))));
+  const uint64_t rank = std::max<uint64_t>(
+      1, static_cast<uint64_t>(std::ceil(fraction * static_cast<double>(count_))));
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {
     seen += counts_[i];

@@ -37,11 +37,11 @@ struct Run {
   ServerUrl url;
   SteadyClock::time_point start = SteadyClock::now();
   SteadyClock::time_point end_by = SteadyClock::time_point::max();  // --duration
-  std::atomic<int64_t> to_send{0};       // tasks producers may still enqueue (--tasks)
+  std::atomic<int64_t> to_send{0};        // tasks producers may still enqueue (--tasks)
   std::atomic<uint64_t> next_request{0};  // open loop: the schedule's next slot
   std::atomic<uint64_t> next_queue{0};    // producers' round robin over the queues
   std::atomic<uint64_t> enqueued{0};
-  std::atomic<uint64_t> consumed{0};      // leased and acked
+  std::atomic<uint64_t> consumed{0};  // leased and acked
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<size_t> producers_left{0};
@@ -109,8 +109,9 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
     SteadyClock::time_point due = SteadyClock::now();
     if (o.rate > 0) {
       const uint64_t slot = run.next_request.fetch_add(1);
-      due = run.start + std::chrono::microseconds(static_cast<int64_t>(
-                            static_cast<double>(slot) * static_cast<double>(o.batch) * 1e6 / o.rate));
+      due =
+          run.start + std::chrono::microseconds(static_cast<int64_t>(
+                          static_cast<double>(slot) * static_cast<double>(o.batch) * 1e6 / o.rate));
       if (due >= run.end_by) break;
       if (due > SteadyClock::now()) {
         timer.expires_at(due);
@@ -123,7 +124,8 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
     stats.request.Record(MicrosSince(due, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (!IsSuccess(r.status)) {
-      run.Fail(r.status == 0 ? r.error : "enqueue answered " + std::to_string(r.status) + ": " + r.body);
+      run.Fail(r.status == 0 ? r.error
+                             : "enqueue answered " + std::to_string(r.status) + ": " + r.body);
       if (r.status == 0) break;
       continue;
     }
@@ -159,7 +161,8 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
     const SteadyClock::time_point got = SteadyClock::now();
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (r.status != 200) {
-      run.Fail(r.status == 0 ? r.error : "lease answered " + std::to_string(r.status) + ": " + r.body);
+      run.Fail(r.status == 0 ? r.error
+                             : "lease answered " + std::to_string(r.status) + ": " + r.body);
       if (r.status == 0) co_return;
       continue;
     }
@@ -205,7 +208,8 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
     stats.request.Record(MicrosSince(sent, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (a.status != 200) {
-      run.Fail(a.status == 0 ? a.error : "ack answered " + std::to_string(a.status) + ": " + a.body);
+      run.Fail(a.status == 0 ? a.error
+                             : "ack answered " + std::to_string(a.status) + ": " + a.body);
       if (a.status == 0) co_return;
       continue;
     }
@@ -262,8 +266,8 @@ std::string PercentilesJson(const LatencyHistogram& h) {
                 "{\"count\":%llu,\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p99_9\":%.3f,"
                 "\"max\":%.3f,\"mean\":%.3f}",
                 static_cast<unsigned long long>(h.count()), Ms(h.Percentile(0.5)),
-                Ms(h.Percentile(0.9)), Ms(h.Percentile(0.99)), Ms(h.Percentile(0.999)),
-                Ms(h.max()), h.mean() / 1000.0);
+                Ms(h.Percentile(0.9)), Ms(h.Percentile(0.99)), Ms(h.Percentile(0.999)), Ms(h.max()),
+                h.mean() / 1000.0);
   return buf;
 }
 
@@ -307,18 +311,23 @@ void Report(const LoadOptions& o, const Run& run, double seconds, const ConnStat
         static_cast<unsigned long long>(run.requests.load()),
         static_cast<unsigned long long>(run.errors.load()), Ms(all.request.Percentile(0.5)),
         Ms(all.request.Percentile(0.99)), PercentilesJson(all.request).c_str());
-    if (e2e) std::printf(",\"enqueue_to_lease_ms\":%s", PercentilesJson(all.enqueue_to_lease).c_str());
+    if (e2e)
+      std::printf(",\"enqueue_to_lease_ms\":%s", PercentilesJson(all.enqueue_to_lease).c_str());
     std::printf("}\n");
   } else {
-    std::printf("%s: %llu tasks in %.2f s = %.0f tasks/s; %zu connections, batch %zu, %zu queue(s)%s\n",
-                o.workload.c_str(), static_cast<unsigned long long>(tasks), seconds, rate,
-                o.connections, o.batch, o.queues,
-                o.rate > 0 ? (", open loop at " + std::to_string(static_cast<int64_t>(o.rate)) + "/s").c_str()
-                           : "");
+    std::printf(
+        "%s: %llu tasks in %.2f s = %.0f tasks/s; %zu connections, batch %zu, %zu queue(s)%s\n",
+        o.workload.c_str(), static_cast<unsigned long long>(tasks), seconds, rate, o.connections,
+        o.batch, o.queues,
+        o.rate > 0
+            ? (", open loop at " + std::to_string(static_cast<int64_t>(o.rate)) + "/s").c_str()
+            : "");
     std::printf("  requests %llu, errors %llu; request latency %s\n",
                 static_cast<unsigned long long>(run.requests.load()),
-                static_cast<unsigned long long>(run.errors.load()), PercentilesText(all.request).c_str());
-    if (e2e) std::printf("  enqueue -> lease latency %s\n", PercentilesText(all.enqueue_to_lease).c_str());
+                static_cast<unsigned long long>(run.errors.load()),
+                PercentilesText(all.request).c_str());
+    if (e2e)
+      std::printf("  enqueue -> lease latency %s\n", PercentilesText(all.enqueue_to_lease).c_str());
   }
   std::fflush(stdout);
 }

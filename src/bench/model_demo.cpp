@@ -71,8 +71,8 @@ asio::awaitable<void> Worker(Phase& p) {
     const auto leased_at = SteadyClock::now();
     const int64_t units = ParseInt(FindJsonMember(FindJsonMember(task, "payload"), "units"));
     const std::string id(FindJsonMember(task, "id"));
-    const std::string ack = "{\"lease\":" +
-                            std::string(FindJsonMember(FindJsonMember(task, "lease"), "token")) + "}";
+    const std::string ack =
+        "{\"lease\":" + std::string(FindJsonMember(FindJsonMember(task, "lease"), "token")) + "}";
     co_await Sleep(units * p.o.unit_ms);
     AsyncHttpResult a = co_await conn.Request("POST", "/v1/tasks/" + id + "/ack", ack);
     if (a.status != 200) {
@@ -113,8 +113,8 @@ asio::awaitable<void> EnqueueTen(Phase& p, SteadyClock::time_point& start) {
 
 // The ten tasks 1..10 units through `workers` concurrent workers: T from the moment all
 // ten are enqueued to the ack of the last.
-double RunTen(const ModelOptions& o, const ServerUrl& url, const std::string& queue,
-              size_t workers, std::string& error) {
+double RunTen(const ModelOptions& o, const ServerUrl& url, const std::string& queue, size_t workers,
+              std::string& error) {
   asio::io_context io(1);
   Phase p(o, url, queue, 10);
   SteadyClock::time_point start = SteadyClock::now();
@@ -142,9 +142,9 @@ double MetricValue(std::string_view page, std::string_view name, std::string_vie
 }
 
 struct Little {
-  double lambda = 0;   // acked per second over the window, from /metrics
-  double w = 0;        // mean seconds in service (lease -> ack), from the workers
-  double l = 0;        // mean tasks in service (leased), sampled from /metrics
+  double lambda = 0;  // acked per second over the window, from /metrics
+  double w = 0;       // mean seconds in service (lease -> ack), from the workers
+  double l = 0;       // mean tasks in service (leased), sampled from /metrics
   size_t samples = 0;
 };
 
@@ -213,7 +213,8 @@ int RunModel(const ModelOptions& o) {
     std::cerr << "conveyor bench: --server: " << why << "\n";
     return 2;
   }
-  const std::string suffix = "-" + std::to_string(SteadyClock::now().time_since_epoch().count() % 1000000);
+  const std::string suffix =
+      "-" + std::to_string(SteadyClock::now().time_since_epoch().count() % 1000000);
   std::string error;
   const double unit_s = static_cast<double>(o.unit_ms) / 1000.0;
   const double t_seq = RunTen(o, *url, o.queue + "-sequential" + suffix, 1, error);
@@ -240,27 +241,33 @@ int RunModel(const ModelOptions& o) {
         "\"little\":{\"lambda_per_second\":%.2f,\"w_seconds\":%.4f,\"l_measured\":%.3f,"
         "\"lambda_w\":%.3f,\"samples\":%zu}}\n",
         static_cast<long long>(o.unit_ms), t_seq, t_seq / unit_s, 10 / (t_seq / unit_s), t_con,
-        t_con / unit_s, 10 / (t_con / unit_s), little.lambda, little.w, little.l, lw, little.samples);
+        t_con / unit_s, 10 / (t_con / unit_s), little.lambda, little.w, little.l, lw,
+        little.samples);
     return 0;
   }
-  std::printf("The asynchronous model through Conveyor: 10 I/O-bound tasks of 1, 2, ..., 10 units "
-              "(1 unit = %lld ms)\n",
-              static_cast<long long>(o.unit_ms));
-  std::printf("  one worker, one after another: T = %.2f units (sum of t_i = 55), Q = n/T = %.3f "
-              "tasks/unit\n",
-              t_seq / unit_s, 10 / (t_seq / unit_s));
-  std::printf("  ten concurrent workers:        T = %.2f units (max t_i = 10),   Q = n/T = %.3f "
-              "tasks/unit\n",
-              t_con / unit_s, 10 / (t_con / unit_s));
+  std::printf(
+      "The asynchronous model through Conveyor: 10 I/O-bound tasks of 1, 2, ..., 10 units "
+      "(1 unit = %lld ms)\n",
+      static_cast<long long>(o.unit_ms));
+  std::printf(
+      "  one worker, one after another: T = %.2f units (sum of t_i = 55), Q = n/T = %.3f "
+      "tasks/unit\n",
+      t_seq / unit_s, 10 / (t_seq / unit_s));
+  std::printf(
+      "  ten concurrent workers:        T = %.2f units (max t_i = 10),   Q = n/T = %.3f "
+      "tasks/unit\n",
+      t_con / unit_s, 10 / (t_con / unit_s));
   std::printf("  speed-up %.2fx (55/10 = 5.5x ideal)\n", t_seq / t_con);
   std::printf("Little's law under a steady load (lambda %.0f/s offered, W %.0f ms in service):\n",
               o.little_rate, static_cast<double>(o.little_service_units * o.unit_ms));
-  std::printf("  lambda = %.2f tasks/s (acked, /metrics), W = %.4f s (lease -> ack), "
-              "lambda*W = %.3f\n",
-              little.lambda, little.w, lw);
-  std::printf("  L = %.3f tasks in service (mean of %zu /metrics samples of the leased count); "
-              "L / (lambda*W) = %.3f\n",
-              little.l, little.samples, lw > 0 ? little.l / lw : 0);
+  std::printf(
+      "  lambda = %.2f tasks/s (acked, /metrics), W = %.4f s (lease -> ack), "
+      "lambda*W = %.3f\n",
+      little.lambda, little.w, lw);
+  std::printf(
+      "  L = %.3f tasks in service (mean of %zu /metrics samples of the leased count); "
+      "L / (lambda*W) = %.3f\n",
+      little.l, little.samples, lw > 0 ? little.l / lw : 0);
   return 0;
 }
 

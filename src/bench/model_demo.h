@@ -13,9 +13,9 @@ namespace conveyor {
 struct ModelOptions {
   std::string server = "http://127.0.0.1:8700";
   std::string queue = "model";
-  int64_t unit_ms = 100;        // one time unit
-  double little_rate = 50;      // λ of the steady load, tasks/s
-  double little_seconds = 4;    // how long the steady load is measured
+  int64_t unit_ms = 100;             // one time unit
+  double little_rate = 50;           // λ of the steady load, tasks/s
+  double little_seconds = 4;         // how long the steady load is measured
   int64_t little_service_units = 2;  // each task's time in service
   bool json = false;
 };

@@ -57,8 +57,9 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(size_t{1}, size_t{64}))
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON line instead of text");
-  cmd->add_flag("--no-progress", [o](int64_t) { o->progress = false; },
-                "No live line on stderr (there is none unless stderr is a terminal)");
+  cmd->add_flag(
+      "--no-progress", [o](int64_t) { o->progress = false; },
+      "No live line on stderr (there is none unless stderr is a terminal)");
   cmd->add_flag("--model", *run_model,
                 "Run the asynchronous model's example (docs/MODEL.md): 10 tasks of 1..10 "
                 "units through 1 and through 10 workers, and a Little's-law check");

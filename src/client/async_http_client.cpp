@@ -18,8 +18,8 @@ struct AsyncHttpConnection::Impl {
   Impl(asio::any_io_executor ex, ServerUrl u) : url(std::move(u)), resolver(ex), stream(ex) {}
 
   asio::awaitable<bool> Connect(std::string& error) {
-    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port,
-                                                            asio::as_tuple(asio::use_awaitable));
+    auto [rec, endpoints] =
+        co_await resolver.async_resolve(url.host, url.port, asio::as_tuple(asio::use_awaitable));
     if (rec) {
       error = "cannot resolve " + url.host + ": " + rec.message();
       co_return false;
@@ -58,8 +58,8 @@ AsyncHttpConnection::~AsyncHttpConnection() = default;
 void AsyncHttpConnection::Close() { impl_->Drop(); }
 
 asio::awaitable<AsyncHttpResult> AsyncHttpConnection::Request(std::string_view method,
-                                                             std::string_view target,
-                                                             std::string_view body) {
+                                                              std::string_view target,
+                                                              std::string_view body) {
   Impl& c = *impl_;
   AsyncHttpResult result;
   for (int attempt = 0; attempt < 2; ++attempt) {

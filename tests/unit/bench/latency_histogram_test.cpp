@@ -43,8 +43,8 @@ TEST(LatencyHistogramTest, LargeValuesKeepThreeSignificantDigits) {
 }
 
 TEST(LatencyHistogramTest, IndexAndEdgeAgree) {
-  for (uint64_t v : {0ull, 1ull, 2047ull, 2048ull, 2049ull, 4095ull, 4096ull, 123456789ull,
-                     (1ull << 32) - 1}) {
+  for (uint64_t v :
+       {0ull, 1ull, 2047ull, 2048ull, 2049ull, 4095ull, 4096ull, 123456789ull, (1ull << 32) - 1}) {
     const size_t i = LatencyHistogram::IndexOf(v);
     EXPECT_GE(LatencyHistogram::UpperEdge(i), v) << v;
     if (i > 0) {
