@@ -140,6 +140,37 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
   run.producers_left.fetch_sub(1);
 }
 
+// The acks of one lease answer: one batch ack body, and the single ack of the last task
+// (used when the answer held one task).
+struct Acks {
+  std::string batch;
+  std::string single_target;
+  std::string single_body;
+};
+
+// Reads a lease answer: records each task's enqueue -> lease latency from its stamp (µs
+// since the run's start, in the payload's "t") and builds the acks. Returns the count.
+size_t TakeLeased(std::string_view answer, int64_t got_us, ConnStats& stats, Acks& acks) {
+  acks.batch = "{\"acks\":[";
+  size_t n = 0;
+  ForEachJsonElement(FindJsonMember(answer, "tasks"), [&](std::string_view task) {
+    std::string_view id = FindJsonMember(task, "id");
+    std::string_view token = FindJsonMember(FindJsonMember(task, "lease"), "token");
+    std::string_view t = FindJsonMember(FindJsonMember(task, "payload"), "t");
+    int64_t stamp = 0;
+    if (!t.empty() && std::from_chars(t.data(), t.data() + t.size(), stamp).ec == std::errc{}) {
+      stats.enqueue_to_lease.Record(got_us - stamp);
+    }
+    if (n++) acks.batch += ',';
+    acks.batch.append("{\"id\":").append(id).append(",\"lease\":").append(token).append("}");
+    acks.single_target.assign("/v1/tasks/").append(id).append("/ack");
+    acks.single_body.assign("{\"lease\":").append(token).append("}");
+    return true;
+  });
+  acks.batch += "]}";
+  return n;
+}
+
 // Leases up to --batch, acks them, records enqueue -> lease from each task's stamp.
 // `wait`: long-poll while producers are still at work (e2e, mixed); drain stops at empty.
 asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wait) {
@@ -150,7 +181,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
   size_t queue_index = index;
   size_t empty_in_a_row = 0;
   std::string lease_target = "/v1/queues/" + run.QueueName(queue_index) + "/lease";
-  std::string acks;
+  Acks acks;
   for (;;) {
     const bool producing = wait && run.producers_left.load() > 0;
     const std::string lease_body = "{\"max\":" + std::to_string(o.batch) +
@@ -167,30 +198,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
       continue;
     }
     stats.request.Record(MicrosSince(sent, got));
-    const int64_t got_us = MicrosSince(run.start, got);
-    acks = "{\"acks\":[";
-    size_t n = 0;
-    std::string single_target;
-    std::string single_body;
-    ForEachJsonElement(FindJsonMember(r.body, "tasks"), [&](std::string_view task) {
-      std::string_view id = FindJsonMember(task, "id");
-      std::string_view token = FindJsonMember(FindJsonMember(task, "lease"), "token");
-      std::string_view t = FindJsonMember(FindJsonMember(task, "payload"), "t");
-      int64_t stamp = 0;
-      if (!t.empty() && std::from_chars(t.data(), t.data() + t.size(), stamp).ec == std::errc{}) {
-        stats.enqueue_to_lease.Record(got_us - stamp);
-      }
-      if (n++) acks += ',';
-      acks += "{\"id\":";
-      acks.append(id);
-      acks += ",\"lease\":";
-      acks.append(token);
-      acks += '}';
-      single_target = "/v1/tasks/" + std::string(id) + "/ack";
-      single_body = "{\"lease\":" + std::string(token) + "}";
-      return true;
-    });
-    acks += "]}";
+    const size_t n = TakeLeased(r.body, MicrosSince(run.start, got), stats, acks);
     if (n == 0) {
       if (producing || (wait && run.producers_left.load() > 0)) continue;
       if (++empty_in_a_row >= o.queues) co_return;
@@ -201,9 +209,9 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
     sent = SteadyClock::now();
     AsyncHttpResult a;
     if (n == 1) {
-      a = co_await conn.Request("POST", single_target, single_body);
+      a = co_await conn.Request("POST", acks.single_target, acks.single_body);
     } else {
-      a = co_await conn.Request("POST", "/v1/ack", acks);
+      a = co_await conn.Request("POST", "/v1/ack", acks.batch);
     }
     stats.request.Record(MicrosSince(sent, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
@@ -332,6 +340,33 @@ void Report(const LoadOptions& o, const Run& run, double seconds, const ConnStat
   std::fflush(stdout);
 }
 
+// Who does what: all produce (enqueue), all consume (drain); e2e halves them; mixed also
+// gives an eighth (at least one) to readers. Connections go round robin over the threads.
+void SpawnConnections(Run& run, std::vector<std::unique_ptr<asio::io_context>>& ios,
+                      std::vector<ConnStats>& stats) {
+  const LoadOptions& o = run.o;
+  size_t producers = 0, readers = 0;
+  if (o.workload == "enqueue") producers = o.connections;
+  if (o.workload == "e2e" || o.workload == "mixed") producers = o.connections / 2;
+  if (o.workload == "mixed" && o.connections >= 3) readers = std::max<size_t>(1, o.connections / 8);
+  run.producers_left = producers;
+  run.start = SteadyClock::now();
+  if (o.duration_s > 0) {
+    run.end_by = run.start + std::chrono::microseconds(static_cast<int64_t>(o.duration_s * 1e6));
+  }
+  for (size_t c = 0; c < o.connections; ++c) {
+    asio::io_context& io = *ios[c % ios.size()];
+    if (c < producers) {
+      asio::co_spawn(io, Produce(run, stats[c]), asio::detached);
+    } else if (c < producers + readers) {
+      asio::co_spawn(io, Read(run, stats[c], c), asio::detached);
+    } else {
+      const bool wait = o.workload != "drain";
+      asio::co_spawn(io, Consume(run, stats[c], c - producers - readers, wait), asio::detached);
+    }
+  }
+}
+
 }  // namespace
 
 int RunLoad(const LoadOptions& o) {
@@ -351,28 +386,7 @@ int RunLoad(const LoadOptions& o) {
   std::vector<std::unique_ptr<asio::io_context>> ios;
   for (size_t t = 0; t < o.threads; ++t) ios.push_back(std::make_unique<asio::io_context>(1));
   std::vector<ConnStats> stats(o.connections);
-  // Who does what: all produce (enqueue), all consume (drain); e2e halves them; mixed
-  // also gives an eighth (at least one) to readers.
-  size_t producers = 0, readers = 0;
-  if (o.workload == "enqueue") producers = o.connections;
-  if (o.workload == "e2e" || o.workload == "mixed") producers = o.connections / 2;
-  if (o.workload == "mixed" && o.connections >= 3) readers = std::max<size_t>(1, o.connections / 8);
-  run.producers_left = producers;
-  run.start = SteadyClock::now();
-  if (o.duration_s > 0) {
-    run.end_by = run.start + std::chrono::microseconds(static_cast<int64_t>(o.duration_s * 1e6));
-  }
-  for (size_t c = 0; c < o.connections; ++c) {
-    asio::io_context& io = *ios[c % o.threads];
-    if (c < producers) {
-      asio::co_spawn(io, Produce(run, stats[c]), asio::detached);
-    } else if (c < producers + readers) {
-      asio::co_spawn(io, Read(run, stats[c], c), asio::detached);
-    } else {
-      const bool wait = o.workload != "drain";
-      asio::co_spawn(io, Consume(run, stats[c], c - producers - readers, wait), asio::detached);
-    }
-  }
+  SpawnConnections(run, ios, stats);
   std::atomic<bool> finished{false};
   asio::io_context progress_io(1);
   std::thread progress_thread;
