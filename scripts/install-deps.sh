@@ -2,6 +2,8 @@
 # Installs what Conveyor needs to build and test, from Debian's packages only.
 # Idempotent and quick when everything is present: it asks dpkg first and only calls apt
 # for what is missing. Used by `make run`, `make test` and `.ci/run`.
+# `--peers` also installs the peer servers and load tools that bench/peers/run.py measures
+# Conveyor against (not needed to build or test).
 set -euo pipefail
 
 packages=(
@@ -11,8 +13,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libabsl-dev librocksdb-dev libssl-dev
   clang libclang-rt-14-dev clang-format libtomlplusplus-dev
-  curl
+  curl beanstalkd
 )
+if [ "${1:-}" = "--peers" ]; then
+  packages+=(redis-server redis-tools nginx-light nats-server wrk)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -19,6 +19,7 @@ namespace conveyor {
 
 struct LoadOptions {
   std::string server = "http://127.0.0.1:8700";
+  std::string beanstalkd;  // HOST:PORT: speak the beanstalkd protocol there instead
   std::string workload = "enqueue";
   std::string queue = "bench";  // with --queues N: bench-0 .. bench-(N-1)
   size_t connections = 64;

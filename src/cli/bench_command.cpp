@@ -56,6 +56,9 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", o->threads, "Client I/O threads")
       ->check(CLI::Range(size_t{1}, size_t{64}))
       ->capture_default_str();
+  cmd->add_option("--beanstalkd", o->beanstalkd,
+                  "HOST:PORT of a beanstalkd-protocol server to load instead of the HTTP API "
+                  "(enqueue, drain, e2e; tubes are the queues)");
   cmd->add_flag("--json", o->json, "Print one JSON line instead of text");
   cmd->add_flag(
       "--no-progress", [o](int64_t) { o->progress = false; },

@@ -8,8 +8,11 @@ Run: CONVEYOR_BIN=/path/to/conveyor python3 tests/integration/test_bench.py
 """
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -125,6 +128,68 @@ class BenchTest(unittest.TestCase):
         proc = bench(gone, "enqueue", "--tasks", "10", "--connections", "1")
         self.assertEqual(proc.returncode, 1, proc.stdout + proc.stderr)
         self.assertIn("connect", proc.stderr)
+
+
+class BeanstalkdPeerTest(unittest.TestCase):
+    """The same workloads over the beanstalkd protocol, against Debian's beanstalkd."""
+
+    def setUp(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = subprocess.Popen(["beanstalkd", "-l", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.proc.wait, 10)
+        self.addCleanup(self.proc.kill)
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                self.assertLess(time.time(), deadline, "beanstalkd did not start")
+                time.sleep(0.05)
+
+    def tube_ready(self, tube):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
+            c.sendall(f"stats-tube {tube}\r\n".encode())
+            data = b""
+            while b"\r\n" not in data:
+                data += c.recv(65536)
+            head, _, rest = data.partition(b"\r\n")
+            if head == b"NOT_FOUND":  # a tube with no jobs and no watchers is gone
+                return 0
+            self.assertTrue(head.startswith(b"OK "), head)
+            size = int(head.split()[1])
+            while len(rest) < size + 2:
+                rest += c.recv(65536)
+        return int(re.search(rb"current-jobs-ready: (\d+)", rest).group(1))
+
+    def run_bench(self, *args):
+        proc = subprocess.run([conveyor_bin(), "bench", "--beanstalkd", f"127.0.0.1:{self.port}",
+                               "--json"] + list(args), capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        return json.loads(proc.stdout)
+
+    def test_put_reserve_delete_move_exactly_the_jobs(self):
+        r = self.run_bench("enqueue", "--queue", "pt", "--queues", "2", "--tasks", "3000",
+                           "--batch", "10", "--connections", "4")
+        self.assertEqual((r["tasks"], r["errors"]), (3000, 0), r)
+        self.assertEqual(self.tube_ready("pt-0") + self.tube_ready("pt-1"), 3000)
+        r = self.run_bench("drain", "--queue", "pt", "--queues", "2", "--batch", "10",
+                           "--connections", "1")
+        self.assertEqual((r["tasks"], r["errors"]), (3000, 0), r)
+        self.assertEqual(self.tube_ready("pt-0") + self.tube_ready("pt-1"), 0)
+        r = self.run_bench("e2e", "--queue", "pe", "--tasks", "2000", "--connections", "4")
+        self.assertEqual((r["tasks"], r["enqueued"], r["errors"]), (2000, 2000, 0), r)
+        self.assertEqual(r["enqueue_to_lease_ms"]["count"], 2000)
+
+    def test_mixed_is_refused(self):
+        proc = subprocess.run([conveyor_bin(), "bench", "mixed", "--beanstalkd",
+                               f"127.0.0.1:{self.port}"], capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
 
 
 class ModelTest(unittest.TestCase):
