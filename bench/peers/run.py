@@ -178,6 +178,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "..", "build", "conveyor"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="beanstalkd,redis,nginx")
+    ap.add_argument("--skip", default="", help="rows to leave out: single,e2e,lowload")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     only = set(a.only.split(","))
@@ -201,6 +202,8 @@ def main():
             f"runs {ov} vs {tv}")
     if "beanstalkd" in only:
         single = ["enqueue", "--tasks", "100000", "--connections", "64"]
+        skip = set(a.skip.split(","))
+    if "beanstalkd" in only and "single" not in skip:
         (o, ov) = median_of(r, lambda: conveyor_rate(binary, "none", *single))
         (t, tv) = median_of(r, lambda: beanstalk_rate(binary, False, *single))
         row("1 task per request, 64 connections, in memory", o, "beanstalkd", t,
@@ -209,7 +212,8 @@ def main():
         (t, tv) = median_of(r, lambda: beanstalk_rate(binary, True, *single))
         row("1 task per request, 64 connections, fsync each commit", o, "beanstalkd -f 0", t,
             f"Conveyor `sync`; runs {ov} vs {tv}")
-        e2e = ["e2e", "--tasks", "300000", "--batch", "100", "--connections", "16"]
+    if "beanstalkd" in only and "e2e" not in skip:
+        e2e = ["e2e", "--duration", "8", "--batch", "100", "--connections", "16"]
         (o, ov) = median_of(r, lambda: conveyor_rate(binary, "sync", *e2e))
         (t, tv) = median_of(r, lambda: beanstalk_rate(binary, True, *e2e))
         row("end to end, batches of 100 (beanstalkd: pipelined ×100), durable", o,
@@ -218,6 +222,7 @@ def main():
         (t, tv) = median_of(r, lambda: beanstalk_rate(binary, False, *e2e))
         row("end to end, batches of 100, in memory", o, "beanstalkd", t,
             f"Conveyor `none`; runs {ov} vs {tv}")
+    if "beanstalkd" in only and "lowload" not in skip:
         for label, conv, peer in (("fsync", "sync", True), ("memory", "none", False)):
             oc = median_of(r, lowload_cpu(binary, lambda: ConveyorTarget(binary, conv), 2000, 5))
             tc = median_of(r, lowload_cpu(binary, lambda: BeanstalkTarget(peer), 2000, 5))
