@@ -1,5 +1,5 @@
 // Recovery: rebuilds the engines' in-memory state from the RocksStore — all shards at
-// start-up (on the main thread, before the I/O threads run), or one shard after a storage
+// start-up (one thread per shard, before the I/O threads run), or one shard after a storage
 // failure (on that shard's thread). Also sets the id sequence past every id ever handed out.
 #pragma once
 
