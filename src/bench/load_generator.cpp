@@ -59,21 +59,9 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
   const std::string filler = Filler(o.payload_bytes);
   std::string body;
   while (!run.TimeUp()) {
-    int64_t before = run.to_send.fetch_sub(static_cast<int64_t>(o.batch));
-    if (before <= 0) break;
-    const size_t n = std::min<size_t>(o.batch, static_cast<size_t>(before));
-    SteadyClock::time_point due = SteadyClock::now();
-    if (o.rate > 0) {
-      const uint64_t slot = run.next_request.fetch_add(1);
-      due =
-          run.start + std::chrono::microseconds(static_cast<int64_t>(
-                          static_cast<double>(slot) * static_cast<double>(o.batch) * 1e6 / o.rate));
-      if (due >= run.end_by) break;
-      if (due > SteadyClock::now()) {
-        timer.expires_at(due);
-        co_await timer.async_wait(asio::use_awaitable);
-      }
-    }
+    size_t n = 0;
+    SteadyClock::time_point due;
+    if (!co_await NextRequest(run, timer, n, due)) break;
     BuildEnqueueBody(body, n, MicrosSince(run.start, due), filler);
     target = "/v1/queues/" + run.QueueName(run.next_queue.fetch_add(1)) + "/tasks";
     AsyncHttpResult r = co_await conn.Request("POST", target, body);

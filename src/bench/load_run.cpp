@@ -18,6 +18,25 @@ std::string Filler(size_t payload_bytes) {
   return std::string(payload_bytes > 24 ? payload_bytes - 24 : 1, 'x');
 }
 
+asio::awaitable<bool> NextRequest(Run& run, asio::steady_timer& timer, size_t& n,
+                                  SteadyClock::time_point& due) {
+  const LoadOptions& o = run.o;
+  const int64_t before = run.to_send.fetch_sub(static_cast<int64_t>(o.batch));
+  if (before <= 0) co_return false;
+  n = std::min<size_t>(o.batch, static_cast<size_t>(before));
+  due = SteadyClock::now();
+  if (o.rate <= 0) co_return true;
+  const uint64_t slot = run.next_request.fetch_add(1);
+  due = run.start + std::chrono::microseconds(static_cast<int64_t>(
+                        static_cast<double>(slot) * static_cast<double>(o.batch) * 1e6 / o.rate));
+  if (due >= run.end_by) co_return false;
+  if (due > SteadyClock::now()) {
+    timer.expires_at(due);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+  co_return true;
+}
+
 Roles RolesOf(const LoadOptions& o) {
   Roles r;
   if (o.workload == "enqueue") r.producers = o.connections;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -70,6 +71,12 @@ struct ConnStats {
 };
 
 std::string Filler(size_t payload_bytes);
+
+// A producer's next request: takes up to --batch tasks of what is left (n), and its due
+// time: now when closed loop; with --rate its slot of the schedule, waited for on `timer`.
+// False when nothing is left or the slot falls past --duration.
+boost::asio::awaitable<bool> NextRequest(Run& run, boost::asio::steady_timer& timer, size_t& n,
+                                         SteadyClock::time_point& due);
 
 // Who does what among the connections: all produce (enqueue), all consume (drain); e2e
 // halves them; mixed also gives an eighth (at least one) to readers.
