@@ -68,8 +68,7 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
     stats.request.Record(MicrosSince(due, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (!IsSuccess(r.status)) {
-      run.Fail(r.status == 0 ? r.error
-                             : "enqueue answered " + std::to_string(r.status) + ": " + r.body);
+      run.Fail(FailureOf(r, "enqueue"));
       if (r.status == 0) break;
       continue;
     }
@@ -136,8 +135,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
     const SteadyClock::time_point got = SteadyClock::now();
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (r.status != 200) {
-      run.Fail(r.status == 0 ? r.error
-                             : "lease answered " + std::to_string(r.status) + ": " + r.body);
+      run.Fail(FailureOf(r, "lease"));
       if (r.status == 0) co_return;
       continue;
     }
@@ -160,8 +158,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
     stats.request.Record(MicrosSince(sent, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (a.status != 200) {
-      run.Fail(a.status == 0 ? a.error
-                             : "ack answered " + std::to_string(a.status) + ": " + a.body);
+      run.Fail(FailureOf(a, "ack"));
       if (a.status == 0) co_return;
       continue;
     }
@@ -184,7 +181,7 @@ asio::awaitable<void> Read(Run& run, ConnStats& stats, size_t index) {
     stats.request.Record(MicrosSince(sent, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (r.status != 200) {
-      run.Fail(r.status == 0 ? r.error : "GET answered " + std::to_string(r.status));
+      run.Fail(FailureOf(r, "GET"));
       if (r.status == 0) co_return;
     }
   }

@@ -59,7 +59,7 @@ asio::awaitable<void> Worker(Phase& p) {
   while (p.done < p.expected && p.error.empty()) {
     AsyncHttpResult r = co_await conn.Request("POST", target, "{\"max\":1,\"wait_ms\":200}");
     if (r.status != 200) {
-      p.error = r.status == 0 ? r.error : "lease answered " + std::to_string(r.status);
+      p.error = FailureOf(r, "lease");
       co_return;
     }
     std::string_view task;
@@ -76,7 +76,7 @@ asio::awaitable<void> Worker(Phase& p) {
     co_await Sleep(units * p.o.unit_ms);
     AsyncHttpResult a = co_await conn.Request("POST", "/v1/tasks/" + id + "/ack", ack);
     if (a.status != 200) {
-      p.error = a.status == 0 ? a.error : "ack answered " + std::to_string(a.status);
+      p.error = FailureOf(a, "ack");
       co_return;
     }
     p.service_seconds_sum += SecondsSince(leased_at);
@@ -90,7 +90,7 @@ asio::awaitable<void> Enqueue(Phase& p, int64_t units) {
   const std::string body = "{\"payload\":{\"units\":" + std::to_string(units) + "}}";
   AsyncHttpResult r = co_await conn.Request("POST", "/v1/queues/" + p.queue + "/tasks", body);
   if (r.status != 201 && p.error.empty()) {
-    p.error = r.status == 0 ? r.error : "enqueue answered " + std::to_string(r.status);
+    p.error = FailureOf(r, "enqueue");
   }
 }
 
@@ -107,7 +107,7 @@ asio::awaitable<void> EnqueueTen(Phase& p, SteadyClock::time_point& start) {
   AsyncHttpResult r = co_await conn.Request("POST", "/v1/queues/" + p.queue + "/tasks", body);
   start = SteadyClock::now();
   if (r.status != 201 && p.error.empty()) {
-    p.error = r.status == 0 ? r.error : "enqueue answered " + std::to_string(r.status);
+    p.error = FailureOf(r, "enqueue");
   }
 }
 

@@ -50,6 +50,13 @@ struct AsyncHttpConnection::Impl {
   bool connected = false;
 };
 
+std::string FailureOf(const AsyncHttpResult& result, std::string_view what) {
+  if (result.status == 0) return result.error;
+  std::string s(what);
+  s.append(" answered ").append(std::to_string(result.status)).append(": ").append(result.body);
+  return s;
+}
+
 AsyncHttpConnection::AsyncHttpConnection(asio::any_io_executor executor, ServerUrl url)
     : impl_(std::make_unique<Impl>(std::move(executor), std::move(url))) {}
 

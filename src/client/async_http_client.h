@@ -21,6 +21,10 @@ struct AsyncHttpResult {
   std::string error;
 };
 
+// Why a request did not succeed, in words: the transport error when there was no answer,
+// else "<what> answered <status>: <body>".
+std::string FailureOf(const AsyncHttpResult& result, std::string_view what);
+
 class AsyncHttpConnection {
  public:
   AsyncHttpConnection(boost::asio::any_io_executor executor, ServerUrl url);
