@@ -6,15 +6,18 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <list>
 #include <memory>
+#include <span>
 
 #include "common/error.h"
 #include "common/json_writer.h"
 #include "http/request_reader.h"
+#include "http/response_head.h"
 
 namespace conveyor {
 namespace {
@@ -113,31 +116,14 @@ class SessionConnection final : public Connection {
   asio::steady_timer* stopped_ = nullptr;
 };
 
-http::response<http::string_body> MakeResponse(HttpResponse& answer, unsigned version,
-                                               bool keep_alive) {
-  http::response<http::string_body> res{static_cast<http::status>(answer.status), version};
-  res.set(http::field::server, "conveyor");
-  res.set(http::field::content_type, answer.content_type);
-  if (!answer.allow.empty()) res.set(http::field::allow, answer.allow);
-  if (answer.retry_after_s > 0)
-    res.set(http::field::retry_after, std::to_string(answer.retry_after_s));
-  res.keep_alive(keep_alive);
-  res.body() = std::move(answer.body);
-  res.prepare_payload();
-  return res;
-}
-
-// Writes a response; HEAD gets the same header without the body.
-asio::awaitable<bool> Write(beast::tcp_stream& stream, http::response<http::string_body>& res,
-                            bool head, int64_t timeout_ms) {
+// Writes a response from its preformatted head and its body in one gathered write; HEAD
+// gets the same head without the body.
+asio::awaitable<bool> Write(beast::tcp_stream& stream, const std::string& head,
+                            const std::string& body, bool head_only, int64_t timeout_ms) {
   stream.expires_after(Ms(timeout_ms));
-  if (head) {
-    http::response<http::empty_body> header_only{res.base()};
-    header_only.content_length(res.body().size());
-    auto [ec, n] = co_await http::async_write(stream, header_only, kTuple);
-    co_return !ec;
-  }
-  auto [ec, n] = co_await http::async_write(stream, res, kTuple);
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+  auto [ec, n] = co_await asio::async_write(
+      stream, head_only ? std::span(buffers).first(1) : std::span(buffers), kTuple);
   co_return !ec;
 }
 
@@ -146,8 +132,9 @@ asio::awaitable<void> WriteErrorAndClose(beast::tcp_stream& stream, ErrorCode co
   HttpResponse answer;
   answer.status = HttpStatusFor(code);
   answer.body = ErrorBody(code, message);
-  auto res = MakeResponse(answer, 11, false);
-  co_await Write(stream, res, false, timeout_ms);
+  std::string head;
+  FormatResponseHead(answer, 11, false, head);
+  co_await Write(stream, head, answer.body, false, timeout_ms);
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   // Drain briefly what the client is still sending (an oversized body), so that closing
@@ -189,6 +176,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer(ReadBufferLimit(limits));
   SessionConnection connection(stream, buffer);
+  std::string response_head;  // reused by every response of this connection
   live_sessions.push_front(LiveSession{&stream, false});
   struct Unregister {
     std::list<LiveSession>::iterator it;
@@ -235,8 +223,9 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
       co_return;
     }
     keep_alive = keep_alive && !context.draining.load(std::memory_order_relaxed);
-    auto res = MakeResponse(answer, version, keep_alive);
-    bool written = co_await Write(stream, res, head, limits.write_timeout_ms);
+    FormatResponseHead(answer, version, keep_alive, response_head);
+    bool written =
+        co_await Write(stream, response_head, answer.body, head, limits.write_timeout_ms);
     if (!written) {
       if (answer.on_undelivered) answer.on_undelivered();
       co_return;
