@@ -2,25 +2,20 @@
 
 #include "api/request_fields.h"
 #include "api/task_spec_decoder.h"
-#include "boost/json/serialize.hpp"
-#include "common/json_raw.h"
 
 namespace conveyor {
 namespace {
 
-// Parses the body and requires a JSON object; `object` and `raw` refer into `root`/`body`.
-Error ParseObject(std::string_view body, const Limits& limits, boost::json::value& root) {
+// Parses the body and requires a JSON object.
+Error ParseObject(std::string_view body, const Limits& limits, JsonValue& root) {
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be a JSON object"};
   return {};
 }
 
-std::string RawMember(const FieldReader& f, const boost::json::object& object,
-                      std::string_view field) {
-  auto it = object.find(field);
-  if (it == object.end()) return {};
-  std::string_view raw = f.Raw(field);
-  return raw.empty() ? boost::json::serialize(it->value()) : std::string(raw);
+// The member's exact text (null included); empty when absent.
+std::string RawMember(const FieldReader& f, std::string_view field) {
+  return std::string(f.Raw(field));
 }
 
 Error RequiredToken(const FieldReader& f, std::string& out) {
@@ -31,32 +26,30 @@ Error RequiredToken(const FieldReader& f, std::string& out) {
   return {};
 }
 
-Error DecodeAckObject(const boost::json::object& object, std::string_view raw,
-                      const std::string& prefix, bool with_id, AckCall& out) {
-  FieldReader f(object, raw, prefix);
+Error DecodeAckObject(JsonValue object, std::string prefix, bool with_id, AckCall& out) {
+  FieldReader f(object, std::move(prefix));
   if (with_id) {
-    auto it = object.find("id");
-    if (it == object.end() || !it->value().is_number()) return f.Invalid("id", "is required");
-    const auto& v = it->value();
-    if (v.is_uint64()) {
-      out.id = v.get_uint64();
-    } else if (v.is_int64() && v.get_int64() >= 0) {
-      out.id = static_cast<uint64_t>(v.get_int64());
+    JsonValue v = f.Member("id");
+    if (!v || !v.is_number()) return f.Invalid("id", "is required");
+    if (v.type() == JsonType::kUint) {
+      out.id = v.uint64();
+    } else if (v.type() == JsonType::kInt && v.int64() >= 0) {
+      out.id = static_cast<uint64_t>(v.int64());
     } else {
       return f.Invalid("id", "must be a task id (an unsigned integer)");
     }
   }
   if (auto e = RequiredToken(f, out.token); !e.ok()) return e;
-  out.result = RawMember(f, object, "result");
+  out.result = RawMember(f, "result");
   return {};
 }
 
 }  // namespace
 
 Error DecodeLeaseBody(std::string_view body, const Limits& limits, LeaseRequest& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseObject(body, limits, root); !e.ok()) return e;
-  FieldReader f(root.get_object(), TrimJson(body));
+  FieldReader f(root);
   std::optional<int64_t> max, wait_ms, lease_ms;
   std::optional<std::string> worker;
   if (auto e = f.Int("max", 1, static_cast<int64_t>(limits.max_lease_batch), max); !e.ok())
@@ -72,15 +65,15 @@ Error DecodeLeaseBody(std::string_view body, const Limits& limits, LeaseRequest&
 }
 
 Error DecodeAckBody(std::string_view body, const Limits& limits, AckCall& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseObject(body, limits, root); !e.ok()) return e;
-  return DecodeAckObject(root.get_object(), TrimJson(body), "", /*with_id=*/false, out);
+  return DecodeAckObject(root, "", /*with_id=*/false, out);
 }
 
 Error DecodeNackBody(std::string_view body, const Limits& limits, NackCall& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseObject(body, limits, root); !e.ok()) return e;
-  FieldReader f(root.get_object(), TrimJson(body));
+  FieldReader f(root);
   if (auto e = RequiredToken(f, out.token); !e.ok()) return e;
   std::optional<std::string> message;
   std::optional<bool> dead;
@@ -94,44 +87,34 @@ Error DecodeNackBody(std::string_view body, const Limits& limits, NackCall& out)
 }
 
 Error DecodeExtendBody(std::string_view body, const Limits& limits, ExtendCall& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseObject(body, limits, root); !e.ok()) return e;
-  const auto& object = root.get_object();
-  FieldReader f(object, TrimJson(body));
+  FieldReader f(root);
   if (auto e = RequiredToken(f, out.token); !e.ok()) return e;
   if (auto e = f.Int("lease_ms", 1, limits.max_lease_ms, out.lease_ms); !e.ok()) return e;
-  out.progress = RawMember(f, object, "progress");
+  out.progress = RawMember(f, "progress");
   return {};
 }
 
 Error DecodeBatchAckBody(std::string_view body, const Limits& limits, std::vector<AckCall>& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseObject(body, limits, root); !e.ok()) return e;
-  std::string_view raw = TrimJson(body);
-  const auto& object = root.get_object();
-  auto acks = object.find("acks");
-  if (acks == object.end() || !acks->value().is_array()) {
+  JsonValue acks = root.Find("acks");
+  if (!acks || !acks.is_array()) {
     return Error{ErrorCode::kInvalidField, "acks is required: an array of {id, lease, result}"};
   }
-  const auto& array = acks->value().get_array();
-  if (array.empty()) return Error{ErrorCode::kInvalidField, "acks must not be empty"};
-  if (array.size() > limits.max_batch) {
+  if (acks.size() == 0) return Error{ErrorCode::kInvalidField, "acks must not be empty"};
+  if (acks.size() > limits.max_batch) {
     return Error{ErrorCode::kInvalidField,
                  "acks holds at most " + std::to_string(limits.max_batch) + " items"};
   }
-  std::vector<std::string_view> raw_items;
-  ForEachJsonElement(FindJsonMember(raw, "acks"), [&](std::string_view element) {
-    raw_items.push_back(element);
-    return true;
-  });
-  out.resize(array.size());
-  for (size_t i = 0; i < array.size(); ++i) {
-    std::string prefix = "acks[" + std::to_string(i) + "].";
-    if (!array[i].is_object()) {
+  out.resize(acks.size());
+  size_t i = 0;
+  for (JsonValue item = acks.first(); item; item = item.next(), ++i) {
+    if (!item.is_object()) {
       return Error{ErrorCode::kInvalidField, "acks[" + std::to_string(i) + "] must be an object"};
     }
-    std::string_view raw_item = i < raw_items.size() ? raw_items[i] : std::string_view();
-    auto e = DecodeAckObject(array[i].get_object(), raw_item, prefix, /*with_id=*/true, out[i]);
+    auto e = DecodeAckObject(item, "acks[" + std::to_string(i) + "].", /*with_id=*/true, out[i]);
     if (!e.ok()) return e;
   }
   return {};

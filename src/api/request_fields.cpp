@@ -3,36 +3,26 @@
 #include <charconv>
 #include <cmath>
 
-#include "boost/json/parse.hpp"
 #include "common/json_raw.h"
 
 namespace conveyor {
 
-Error ParseJsonBody(std::string_view text, size_t max_depth, boost::json::value& out) {
-  if (TrimJson(text).empty()) {
-    out = boost::json::object();
-    return {};
+Error ParseJsonBody(std::string_view text, size_t max_depth, JsonValue& out) {
+  JsonDoc& doc = ThreadJsonDoc();
+  if (TrimJson(text).empty()) text = "{}";
+  if (!doc.Parse(text, max_depth)) {
+    return Error{ErrorCode::kInvalidJson, "the body is not valid JSON: " + doc.error()};
   }
-  boost::json::parse_options options;
-  options.max_depth = max_depth;
-  boost::system::error_code ec;
-  out = boost::json::parse(text, ec, {}, options);
-  if (ec) {
-    return Error{ErrorCode::kInvalidJson, "the body is not valid JSON: " + ec.message()};
-  }
-  if (HasDuplicateJsonKeys(text)) {
-    return Error{ErrorCode::kInvalidJson, "the body is not valid JSON: an object repeats a key"};
-  }
+  out = doc.root();
   return {};
 }
 
-const boost::json::value* FieldReader::Find(std::string_view field) const {
-  auto it = object_.find(field);
-  if (it == object_.end() || it->value().is_null()) return nullptr;
-  return &it->value();
+JsonValue FieldReader::Find(std::string_view field) const {
+  JsonValue v = object_.Find(field);
+  return v && !v.is_null() ? v : JsonValue();
 }
 
-bool FieldReader::Has(std::string_view field) const { return Find(field) != nullptr; }
+bool FieldReader::Has(std::string_view field) const { return static_cast<bool>(Find(field)); }
 
 Error FieldReader::Invalid(std::string_view field, std::string_view why) const {
   return Error{ErrorCode::kInvalidField, prefix_ + std::string(field) + " " + std::string(why)};
@@ -40,26 +30,22 @@ Error FieldReader::Invalid(std::string_view field, std::string_view why) const {
 
 Error FieldReader::Int(std::string_view field, int64_t min, int64_t max,
                        std::optional<int64_t>& out) const {
-  const boost::json::value* v = Find(field);
-  if (v == nullptr) return {};
-  const std::string range =
-      "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
-  if (v->is_int64()) {
-    int64_t x = v->get_int64();
-    if (x < min || x > max) return Invalid(field, range);
-    out = x;
+  JsonValue v = Find(field);
+  if (!v) return {};
+  if (v.type() == JsonType::kInt && v.int64() >= min && v.int64() <= max) {
+    out = v.int64();
     return {};
   }
-  if (v->is_uint64()) return Invalid(field, range);  // above INT64_MAX
-  return Invalid(field, range);
+  return Invalid(field,
+                 "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
 }
 
 Error FieldReader::Double(std::string_view field, double min, double max,
                           std::optional<double>& out) const {
-  const boost::json::value* v = Find(field);
-  if (v == nullptr) return {};
-  if (!v->is_number()) return Invalid(field, "must be a number");
-  double x = v->to_number<double>();
+  JsonValue v = Find(field);
+  if (!v) return {};
+  if (!v.is_number()) return Invalid(field, "must be a number");
+  double x = v.to_double();
   if (!std::isfinite(x) || x < min || x > max) {
     return Invalid(field,
                    "must be a number from " + std::to_string(min) + " to " + std::to_string(max));
@@ -69,29 +55,29 @@ Error FieldReader::Double(std::string_view field, double min, double max,
 }
 
 Error FieldReader::Bool(std::string_view field, std::optional<bool>& out) const {
-  const boost::json::value* v = Find(field);
-  if (v == nullptr) return {};
-  if (!v->is_bool()) return Invalid(field, "must be true or false");
-  out = v->get_bool();
+  JsonValue v = Find(field);
+  if (!v) return {};
+  if (!v.is_bool()) return Invalid(field, "must be true or false");
+  out = v.boolean();
   return {};
 }
 
 Error FieldReader::String(std::string_view field, size_t max_bytes,
                           std::optional<std::string>& out) const {
-  const boost::json::value* v = Find(field);
-  if (v == nullptr) return {};
-  if (!v->is_string()) return Invalid(field, "must be a string");
-  const auto& s = v->get_string();
+  JsonValue v = Find(field);
+  if (!v) return {};
+  if (!v.is_string()) return Invalid(field, "must be a string");
+  std::string s = v.string();
   if (s.size() > max_bytes) {
     return Invalid(field, "must be at most " + std::to_string(max_bytes) + " bytes");
   }
-  out = std::string(s.data(), s.size());
+  out = std::move(s);
   return {};
 }
 
 std::string_view FieldReader::Raw(std::string_view field) const {
-  if (object_.find(field) == object_.end()) return {};
-  return FindJsonMember(raw_, field);
+  JsonValue v = object_.Find(field);
+  return v ? v.raw() : std::string_view();
 }
 
 std::optional<uint64_t> ParseId(std::string_view text) {

@@ -1,7 +1,8 @@
-// Request body decoding helpers for the HTTP handlers: strict JSON parsing (depth limit,
-// duplicate keys refused) and typed field readers whose errors name the field, as SPEC.md
-// asks ("400 naming the field"). Stateless; used on the connection's thread before any
-// engine call, so bad input never reaches a shard.
+// Request body decoding helpers for the HTTP handlers: strict JSON parsing in one pass
+// (JsonDoc: depth limit, duplicate keys refused) and typed field readers whose errors name
+// the field, as SPEC.md asks ("400 naming the field"). Used on the connection's thread
+// before any engine call, so bad input never reaches a shard; the parsed values live in
+// the thread's JsonDoc until the next body is parsed.
 #pragma once
 
 #include <cstdint>
@@ -9,22 +10,22 @@
 #include <string>
 #include <string_view>
 
-#include "boost/json/value.hpp"
 #include "common/error.h"
+#include "common/json_doc.h"
 
 namespace conveyor {
 
-// Parses `text` as one JSON value; an empty body counts as {}. Error kInvalidJson if it is
-// not strict RFC 8259 JSON, nests deeper than max_depth, or repeats a key in an object.
-Error ParseJsonBody(std::string_view text, size_t max_depth, boost::json::value& out);
+// Parses `text` as one JSON value into this thread's JsonDoc; an empty body counts as {}.
+// Error kInvalidJson if it is not strict RFC 8259 JSON, nests deeper than max_depth, or
+// repeats a key in an object. `out` is valid until the thread parses the next body.
+Error ParseJsonBody(std::string_view text, size_t max_depth, JsonValue& out);
 
-// Reads typed fields of one JSON object. `raw` is the exact text of that object, so raw
-// members (payload, result, progress) keep the client's bytes. `prefix` is prepended to
-// field names in messages, e.g. "tasks[3].".
+// Reads typed fields of one JSON object. Raw members (payload, result, progress) keep the
+// client's bytes. `prefix` is prepended to field names in messages, e.g. "tasks[3].".
 class FieldReader {
  public:
-  FieldReader(const boost::json::object& object, std::string_view raw, std::string prefix = {})
-      : object_(object), raw_(raw), prefix_(std::move(prefix)) {}
+  explicit FieldReader(JsonValue object, std::string prefix = {})
+      : object_(object), prefix_(std::move(prefix)) {}
 
   bool Has(std::string_view field) const;
   // Absent or null leaves `out` empty. Integers only (1.5 and 1e3 are refused).
@@ -32,17 +33,19 @@ class FieldReader {
   Error Double(std::string_view field, double min, double max, std::optional<double>& out) const;
   Error Bool(std::string_view field, std::optional<bool>& out) const;
   Error String(std::string_view field, size_t max_bytes, std::optional<std::string>& out) const;
-  // The exact JSON text of the member, or empty when absent.
+  // The exact JSON text of the member (null included), or empty when absent.
   std::string_view Raw(std::string_view field) const;
+  // The member, null included; nothing when absent.
+  JsonValue Member(std::string_view field) const { return object_.Find(field); }
 
   Error Invalid(std::string_view field, std::string_view why) const;
   const std::string& prefix() const { return prefix_; }
 
  private:
-  const boost::json::value* Find(std::string_view field) const;
+  // The member unless it is absent or null.
+  JsonValue Find(std::string_view field) const;
 
-  const boost::json::object& object_;
-  std::string_view raw_;
+  JsonValue object_;
   std::string prefix_;
 };
 

@@ -3,33 +3,20 @@
 #include <limits>
 
 #include "api/request_fields.h"
-#include "boost/json/serialize.hpp"
-#include "common/json_raw.h"
 
 namespace conveyor {
 namespace {
 
-// The exact bytes of a member, or its re-serialization when the key was spelled with
-// escapes (the raw walker compares keys byte for byte).
-std::string RawOrSerialized(const FieldReader& reader, const boost::json::object& object,
-                            std::string_view field) {
-  std::string_view raw = reader.Raw(field);
-  if (!raw.empty()) return std::string(raw);
-  auto it = object.find(field);
-  return it == object.end() ? std::string() : boost::json::serialize(it->value());
-}
-
-Error DecodeSpec(const boost::json::value& value, std::string_view raw, const Limits& limits,
-                 std::string prefix, TaskSpec& out) {
+Error DecodeSpec(JsonValue value, const Limits& limits, std::string prefix, TaskSpec& out) {
   if (!value.is_object()) {
     return Error{ErrorCode::kInvalidField, (prefix.empty() ? std::string("the task spec")
                                                            : prefix.substr(0, prefix.size() - 1)) +
                                                " must be a JSON object"};
   }
-  const auto& object = value.get_object();
-  FieldReader f(object, raw, std::move(prefix));
-  if (object.find("payload") == object.end()) return f.Invalid("payload", "is required");
-  out.payload = RawOrSerialized(f, object, "payload");
+  FieldReader f(value, std::move(prefix));
+  JsonValue payload = f.Member("payload");
+  if (!payload) return f.Invalid("payload", "is required");
+  out.payload = std::string(payload.raw());
 
   std::optional<int64_t> priority, delay_ms, run_at, deadline, max_attempts, lease_ms;
   std::optional<std::string> key;
@@ -59,55 +46,45 @@ Error DecodeSpec(const boost::json::value& value, std::string_view raw, const Li
 }  // namespace
 
 Error DecodeEnqueueBody(std::string_view body, const Limits& limits, EnqueueBody& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
-  std::string_view raw = TrimJson(body);
   if (!root.is_object()) {
     return Error{ErrorCode::kInvalidField,
                  "the body must be a task spec object or {\"tasks\":[...]}"};
   }
-  const auto& object = root.get_object();
-  auto tasks = object.find("tasks");
-  if (tasks == object.end() || object.contains("payload")) {
+  JsonValue tasks = root.Find("tasks");
+  if (!tasks || root.Find("payload")) {
     out.is_batch = false;
     out.specs.resize(1);
-    return DecodeSpec(root, raw, limits, "", out.specs[0]);
+    return DecodeSpec(root, limits, "", out.specs[0]);
   }
   out.is_batch = true;
-  if (!tasks->value().is_array()) {
+  if (!tasks.is_array()) {
     return Error{ErrorCode::kInvalidField, "tasks must be an array of task specs"};
   }
-  const auto& array = tasks->value().get_array();
-  if (array.empty()) return Error{ErrorCode::kInvalidField, "tasks must not be empty"};
-  if (array.size() > limits.max_batch) {
-    return Error{ErrorCode::kInvalidField, "tasks has " + std::to_string(array.size()) +
+  if (tasks.size() == 0) return Error{ErrorCode::kInvalidField, "tasks must not be empty"};
+  if (tasks.size() > limits.max_batch) {
+    return Error{ErrorCode::kInvalidField, "tasks has " + std::to_string(tasks.size()) +
                                                " specs; a batch holds at most " +
                                                std::to_string(limits.max_batch)};
   }
-  std::vector<std::string_view> raw_specs;
-  raw_specs.reserve(array.size());
-  ForEachJsonElement(FindJsonMember(raw, "tasks"), [&](std::string_view element) {
-    raw_specs.push_back(element);
-    return true;
-  });
-  out.specs.resize(array.size());
-  for (size_t i = 0; i < array.size(); ++i) {
-    std::string_view raw_spec = i < raw_specs.size() ? raw_specs[i] : std::string_view();
-    auto e =
-        DecodeSpec(array[i], raw_spec, limits, "tasks[" + std::to_string(i) + "].", out.specs[i]);
+  out.specs.resize(tasks.size());
+  size_t i = 0;
+  for (JsonValue spec = tasks.first(); spec; spec = spec.next(), ++i) {
+    auto e = DecodeSpec(spec, limits, "tasks[" + std::to_string(i) + "].", out.specs[i]);
     if (!e.ok()) return e;
   }
   return {};
 }
 
 Error DecodeAddTaskBody(std::string_view body, const Limits& limits, TaskSpec& out) {
-  boost::json::value root;
+  JsonValue root;
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be {\"task\": ...}"};
-  const auto& object = root.get_object();
-  FieldReader f(object, TrimJson(body));
-  if (object.find("task") == object.end()) return f.Invalid("task", "is required");
-  out.payload = RawOrSerialized(f, object, "task");
+  FieldReader f(root);
+  JsonValue task = f.Member("task");
+  if (!task) return f.Invalid("task", "is required");
+  out.payload = std::string(task.raw());
   return {};
 }
 
