@@ -104,7 +104,7 @@ awaitable<HttpResponse> Api::Handle(HttpRequest& request, Connection& connection
 awaitable<HttpResponse> Api::Dispatch(HttpRequest& request, Connection& connection,
                                       const Target& target, Route& route) {
   const auto& s = target.segments;
-  const std::string& m = request.method;
+  const std::string_view m = request.method;
   const bool get = m == "GET", post = m == "POST";
 
   if (s.size() == 1 && s[0] == "add_task") {

@@ -11,19 +11,20 @@
 
 namespace conveyor {
 
+// The views point into the session's parser and live as long as the handler runs.
 struct HttpRequest {
-  std::string method;  // "GET", "POST", ... (HEAD is answered as GET without a body)
-  std::string target;  // path and query, as sent
-  std::string content_type;
+  std::string_view method;  // "GET", "POST", ... (HEAD is answered as GET without a body)
+  std::string_view target;  // path and query, as sent
+  std::string_view content_type;
   std::string body;
 };
 
 struct HttpResponse {
   int status = 200;
   std::string body;
-  std::string content_type = "application/json";
-  std::string allow;      // for 405
-  int retry_after_s = 0;  // for 429/503
+  std::string_view content_type = "application/json";  // a string with static storage
+  std::string allow;                                   // for 405
+  int retry_after_s = 0;                               // for 429/503
   // Called when the answer could not be delivered (client gone, write failed), so that
   // leases granted in it are handed back at once.
   std::function<void()> on_undelivered;

@@ -3,15 +3,16 @@
 // refused as an invalid name rather than decoded into something else. Stateless.
 #pragma once
 
+#include <absl/container/inlined_vector.h>
+
 #include <optional>
 #include <string_view>
-#include <vector>
 
 namespace conveyor {
 
 struct Target {
-  std::vector<std::string_view> segments;  // "/v1/tasks/7" -> {"v1","tasks","7"}
-  std::string_view query;                  // after '?', without it
+  absl::InlinedVector<std::string_view, 8> segments;  // "/v1/tasks/7" -> {"v1","tasks","7"}
+  std::string_view query;                             // after '?', without it
 };
 
 // Empty segments are kept ("//v1" -> {"", "v1"}), so odd paths never match a route.

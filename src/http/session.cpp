@@ -209,9 +209,9 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
     auto& req = parser.get();
     const bool head = req.method() == http::verb::head;
     HttpRequest request;
-    request.method = head ? "GET" : std::string(req.method_string());
-    request.target = std::string(OriginForm(req.target()));
-    request.content_type = std::string(req[http::field::content_type]);
+    request.method = head ? std::string_view("GET") : std::string_view(req.method_string());
+    request.target = OriginForm(req.target());
+    request.content_type = req[http::field::content_type];
     request.body = std::move(req.body());
     bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
