@@ -3,8 +3,12 @@
 # Idempotent and quick when everything is present: it asks dpkg first and only calls apt
 # for what is missing. Used by `make run`, `make test` and `.ci/run`.
 # `--peers` also installs the peer servers and load tools that bench/peers/run.py measures
-# Conveyor against (not needed to build or test).
+# Conveyor against (not needed to build or test): Debian's servers, Node.js when no `node`
+# is on PATH, and the npm clients pinned in bench/peers/node/package.json (npm install,
+# when bench/peers/node/node_modules is missing).
 set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config
@@ -15,9 +19,22 @@ packages=(
   clang libclang-rt-14-dev clang-format libtomlplusplus-dev
   curl beanstalkd
 )
+peers=false
 if [ "${1:-}" = "--peers" ]; then
-  packages+=(redis-server redis-tools nginx-light nats-server wrk)
+  peers=true
+  packages+=(redis-server redis-tools nginx-light nats-server wrk rabbitmq-server)
+  # Any Node.js >= 18 will do; Debian's only when there is none.
+  if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
 fi
+
+# The npm clients of bench/peers/node/peer_load.js (RabbitMQ, NATS, BullMQ), once.
+npm_clients() {
+  if $peers && [ ! -d "$root/bench/peers/node/node_modules" ]; then
+    echo "install-deps: npm install in bench/peers/node"
+    (cd "$root/bench/peers/node" && npm install --no-audit --no-fund --loglevel=error \
+      --omit-lockfile-registry-resolved)
+  fi
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,6 +44,7 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  npm_clients
   exit 0
 fi
 
@@ -37,4 +55,5 @@ export DEBIAN_FRONTEND=noninteractive
 # A new machine has empty apt lists; refresh them once before the first install.
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+npm_clients
 echo "install-deps: done"
