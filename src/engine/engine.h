@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "common/limits.h"
 #include "common/secure_random.h"
+#include "engine/callback.h"
 #include "engine/journal.h"
 #include "engine/queue.h"
 #include "engine/queue_stats.h"
@@ -95,13 +96,13 @@ class Engine {
   EnqueueResult Enqueue(std::string_view queue, std::vector<TaskSpec> specs);
   // Leases at once, or parks a waiter until a task is ready or wait_ms passes.
   // done is called exactly once, possibly before Lease returns.
-  void Lease(std::string_view queue, LeaseRequest request, std::function<void(LeaseResult)> done,
+  void Lease(std::string_view queue, LeaseRequest request, Callback<void(LeaseResult)> done,
              uint64_t* waiter_id = nullptr);
   // The same over several queues of this shard: the most urgent ready tasks among them,
   // or one wait parked on all of them that the first task to come takes. With a claim,
   // nothing is leased once another shard has taken the claim.
   void LeaseAny(const std::vector<std::string>& queues, LeaseRequest request,
-                std::function<void(LeaseResult)> done, uint64_t* waiter_id = nullptr,
+                Callback<void(LeaseResult)> done, uint64_t* waiter_id = nullptr,
                 std::shared_ptr<LeaseClaim> claim = nullptr);
   // The lease order key of the most urgent ready task among `queues`, if any (to pick
   // the shard to lease from when a multi-queue lease spans shards).
@@ -116,7 +117,7 @@ class Engine {
   Outcome<IdState> Retry(uint64_t id);
   Outcome<TaskView> GetTask(uint64_t id);
   // Answers when the task reaches a final state or wait_ms passes (its state then).
-  void WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Outcome<TaskView>)> done,
+  void WaitTask(uint64_t id, int64_t wait_ms, Callback<void(Outcome<TaskView>)> done,
                 uint64_t* waiter_id = nullptr);
   Outcome<TaskPage> ListTasks(std::string_view queue, std::optional<TaskState> state, size_t limit,
                               uint64_t after);
@@ -169,7 +170,7 @@ class Engine {
   struct TaskWaiter {
     uint64_t task_id = 0;
     int64_t deadline = 0;
-    std::function<void(Outcome<TaskView>)> done;
+    Callback<void(Outcome<TaskView>)> done;
   };
 
   Queue& GetOrCreateQueue(std::string_view name);
@@ -248,12 +249,12 @@ class Engine {
     int64_t lease_ms = 0;
     int64_t deadline = 0;
     std::string worker;
-    std::function<void(LeaseResult)> done;
+    Callback<void(LeaseResult)> done;
     std::shared_ptr<LeaseClaim> claim;
     std::vector<std::pair<Queue*, std::list<uint64_t>::iterator>> entries;
   };
   void ParkLeaseWait(const std::vector<Queue*>& queues, LeaseRequest request,
-                     std::function<void(LeaseResult)> done, uint64_t* waiter_id,
+                     Callback<void(LeaseResult)> done, uint64_t* waiter_id,
                      std::shared_ptr<LeaseClaim> claim);
   LeaseWait Unpark(uint64_t wait_id);
   Queue* MostUrgent(const std::vector<Queue*>& queues);

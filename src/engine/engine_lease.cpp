@@ -108,7 +108,7 @@ void Engine::Drain() {
 }
 
 void Engine::Lease(std::string_view queue_name, LeaseRequest request,
-                   std::function<void(LeaseResult)> done, uint64_t* waiter_id) {
+                   Callback<void(LeaseResult)> done, uint64_t* waiter_id) {
   LeaseAny({std::string(queue_name)}, std::move(request), std::move(done), waiter_id);
 }
 
@@ -131,7 +131,7 @@ std::optional<ReadyKey> Engine::BestReady(const std::vector<std::string>& queues
 }
 
 void Engine::LeaseAny(const std::vector<std::string>& queue_names, LeaseRequest request,
-                      std::function<void(LeaseResult)> done, uint64_t* waiter_id,
+                      Callback<void(LeaseResult)> done, uint64_t* waiter_id,
                       std::shared_ptr<LeaseClaim> claim) {
   Tick();
   if (!journal_.writable()) {
@@ -181,7 +181,7 @@ void Engine::LeaseAny(const std::vector<std::string>& queue_names, LeaseRequest 
 }
 
 void Engine::ParkLeaseWait(const std::vector<Queue*>& queues, LeaseRequest request,
-                           std::function<void(LeaseResult)> done, uint64_t* waiter_id,
+                           Callback<void(LeaseResult)> done, uint64_t* waiter_id,
                            std::shared_ptr<LeaseClaim> claim) {
   if (!shared_.waiters.TryTake()) {
     LeaseResult busy;
@@ -286,7 +286,7 @@ void Engine::ReleaseUndelivered(const std::vector<LeaseGrant>& grants) {
   ServeWaiters();
 }
 
-void Engine::WaitTask(uint64_t id, int64_t wait_ms, std::function<void(Outcome<TaskView>)> done,
+void Engine::WaitTask(uint64_t id, int64_t wait_ms, Callback<void(Outcome<TaskView>)> done,
                       uint64_t* waiter_id) {
   Tick();
   if (draining_) wait_ms = 0;

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/error.h"
+#include "engine/callback.h"
 
 namespace conveyor {
 
@@ -34,7 +35,7 @@ class Journal {
   virtual void TaskRemoved(uint64_t id, uint8_t stored_deltas) = 0;
   virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
   // Calls done once every record given so far is on stable storage (or failed to get there).
-  virtual void WhenDurable(std::function<void(Error)> done) = 0;
+  virtual void WhenDurable(Callback<void(Error)> done) = 0;
   // False while storage is failing: the engine then refuses state-changing commands.
   virtual bool writable() const { return true; }
 };
@@ -47,7 +48,7 @@ class NullJournal final : public Journal {
   void TaskProgressSet(const Task&) override {}
   void TaskRemoved(uint64_t, uint8_t) override {}
   void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
-  void WhenDurable(std::function<void(Error)> done) override { done(Error{}); }
+  void WhenDurable(Callback<void(Error)> done) override { done(Error{}); }
 };
 
 }  // namespace conveyor

@@ -169,14 +169,15 @@ Awaitable<std::vector<Error>> LocalTaskService::AckMany(std::vector<AckCall> cal
       for (AckCall& call : subset) {
         errors.push_back(s.engine().Ack(call.id, call.token, std::move(call.result)).error);
       }
-      s.journal().WhenDurable([errors = std::move(errors), done](Error e) mutable {
-        if (!e.ok()) {
-          for (Error& err : errors) {
-            if (err.ok()) err = Error{e.code, e.message};
-          }
-        }
-        done(std::move(errors));
-      });
+      s.journal().WhenDurable(
+          [errors = std::move(errors), done = std::move(done)](Error e) mutable {
+            if (!e.ok()) {
+              for (Error& err : errors) {
+                if (err.ok()) err = Error{e.code, e.message};
+              }
+            }
+            done(std::move(errors));
+          });
     };
     commands.emplace_back(&shards_.at(shard_index), std::move(command));
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/task_id.h"
+#include "engine/callback.h"
 #include "engine/shard.h"
 
 namespace conveyor {
@@ -61,25 +62,30 @@ class ShardSet {
 size_t CurrentIoThread();
 
 template <typename Result>
-using Completion = std::function<void(Result)>;
+using Completion = Callback<void(Result)>;
 
 // Runs fn(shard, done) on the shard's thread; done(result) may be called then or later
-// (long-poll, group commit) and resumes the awaiting coroutine on its own executor.
+// (long-poll, group commit) and resumes the awaiting coroutine on its own executor. The
+// coroutine's handler travels inside `done` (no shared state, no allocation of its own);
+// should `done` be dropped uncalled (shutdown), the handler's destructor hands the
+// coroutine's frames back to its own executor to be destroyed there.
 template <typename Result, typename Fn>
 boost::asio::awaitable<Result> CallShard(Shard& shard, Fn fn) {
   namespace asio = boost::asio;
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result)>(
       [&shard, fn = std::move(fn)](auto handler) mutable {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        asio::post(shard.io(), [&shard, fn = std::move(fn), shared]() mutable {
-          fn(shard, Completion<Result>([shared](Result result) {
-               auto ex = asio::get_associated_executor(*shared);
-               asio::post(ex, [shared, result = std::move(result)]() mutable {
-                 (*shared)(std::move(result));
+        using Handler = decltype(handler);
+        asio::post(shard.io(), [&shard, fn = std::move(fn),
+                                handler = std::move(handler)]() mutable {
+          fn(shard, Completion<Result>([handler = std::move(handler)](Result result) mutable {
+               auto ex = asio::get_associated_executor(handler);
+               asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
+                 std::move(handler)(std::move(result));
                });
              }));
           shard.AfterCommand();
         });
+        static_assert(sizeof(Handler) <= 2 * sizeof(void*), "the handler no longer fits inline");
       },
       asio::use_awaitable);
 }
@@ -109,7 +115,7 @@ boost::asio::awaitable<std::vector<Result>> CallShards(std::vector<std::pair<Sha
           Shard& shard = *calls[i].first;
           // The counting happens on the caller's executor (one thread): no atomics.
           asio::post(shard.io(), [&shard, fn = std::move(calls[i].second), state, ex, i]() mutable {
-            fn(shard, Completion<Result>([state, ex, i](Result result) {
+            fn(shard, Completion<Result>([state, ex, i](Result result) mutable {
                  asio::post(ex, [state, i, result = std::move(result)]() mutable {
                    state->results[i] = std::move(result);
                    if (--state->remaining == 0) state->handler(std::move(state->results));

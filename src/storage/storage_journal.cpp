@@ -132,7 +132,7 @@ void StorageJournal::QueueConfigChanged(std::string_view queue, const QueueConfi
   ScheduleFlush();
 }
 
-void StorageJournal::WhenDurable(std::function<void(Error)> done) {
+void StorageJournal::WhenDurable(Callback<void(Error)> done) {
   if (failed_) {
     done(Error{ErrorCode::kStorageUnavailable, "storage is failing; the change was not kept"});
     return;

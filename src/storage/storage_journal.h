@@ -58,18 +58,18 @@ class StorageJournal final : public Journal {
   size_t pending_bytes() const { return pending_.GetDataSize(); }
   void TaskRemoved(uint64_t id, uint8_t stored_deltas) override;
   void QueueConfigChanged(std::string_view queue, const QueueConfig& config) override;
-  void WhenDurable(std::function<void(Error)> done) override;
+  void WhenDurable(Callback<void(Error)> done) override;
   bool writable() const override;
 
  private:
-  using Callback = std::function<void(Error)>;
+  using Done = Callback<void(Error)>;
   struct Job {
     bool resume = false;  // a RocksStore::Recover() attempt instead of a write
     rocksdb::WriteBatch batch;
   };
   struct Waiting {
     int64_t since_ms;  // steady clock
-    Callback callback;
+    Done callback;
   };
 
   void ScheduleFlush();

@@ -19,14 +19,14 @@ class ManualJournal final : public Journal {
   void TaskChanged(const Task&) override { ++records; }
   void TaskRemoved(uint64_t, uint8_t) override { ++records; }
   void QueueConfigChanged(std::string_view, const QueueConfig&) override { ++records; }
-  void WhenDurable(std::function<void(Error)> done) override { waiting.push_back(std::move(done)); }
+  void WhenDurable(Callback<void(Error)> done) override { waiting.push_back(std::move(done)); }
   bool writable() const override { return writable_; }
   void Settle(Error e = {}) {
     auto all = std::move(waiting);
     waiting.clear();
     for (auto& cb : all) cb(e);
   }
-  std::deque<std::function<void(Error)>> waiting;
+  std::deque<Callback<void(Error)>> waiting;
   int records = 0;
   bool writable_ = true;
 };

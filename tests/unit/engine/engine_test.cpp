@@ -19,7 +19,7 @@ class CountingJournal final : public Journal {
   void TaskChanged(const Task&) override { ++changed; }
   void TaskRemoved(uint64_t, uint8_t) override { ++removed; }
   void QueueConfigChanged(std::string_view, const QueueConfig&) override { ++configs; }
-  void WhenDurable(std::function<void(Error)> done) override { done(Error{}); }
+  void WhenDurable(Callback<void(Error)> done) override { done(Error{}); }
   int changed = 0, removed = 0, configs = 0;
 };
 

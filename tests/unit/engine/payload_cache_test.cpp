@@ -19,7 +19,7 @@ class MapStorage final : public Journal, public TaskReader {
   void TaskChanged(const Task&) override {}
   void TaskRemoved(uint64_t id, uint8_t) override { payloads.erase(id); }
   void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
-  void WhenDurable(std::function<void(Error)> done) override { done(Error{}); }
+  void WhenDurable(Callback<void(Error)> done) override { done(Error{}); }
 
   Result ReadTask(uint64_t, StoredTask&) override { return Result::kNotFound; }
   Result ReadPayload(uint64_t id, std::string& out) override {
