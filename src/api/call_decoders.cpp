@@ -26,8 +26,9 @@ Error RequiredToken(const FieldReader& f, std::string& out) {
   return {};
 }
 
-Error DecodeAckObject(JsonValue object, std::string prefix, bool with_id, AckCall& out) {
-  FieldReader f(object, std::move(prefix));
+// index: the ack's place in a batch ack, or -1.
+Error DecodeAckObject(JsonValue object, int64_t index, bool with_id, AckCall& out) {
+  FieldReader f(object, index >= 0 ? "acks" : "", index);
   if (with_id) {
     JsonValue v = f.Member("id");
     if (!v || !v.is_number()) return f.Invalid("id", "is required");
@@ -67,7 +68,7 @@ Error DecodeLeaseBody(std::string_view body, const Limits& limits, LeaseRequest&
 Error DecodeAckBody(std::string_view body, const Limits& limits, AckCall& out) {
   JsonValue root;
   if (auto e = ParseObject(body, limits, root); !e.ok()) return e;
-  return DecodeAckObject(root, "", /*with_id=*/false, out);
+  return DecodeAckObject(root, -1, /*with_id=*/false, out);
 }
 
 Error DecodeNackBody(std::string_view body, const Limits& limits, NackCall& out) {
@@ -114,7 +115,7 @@ Error DecodeBatchAckBody(std::string_view body, const Limits& limits, std::vecto
     if (!item.is_object()) {
       return Error{ErrorCode::kInvalidField, "acks[" + std::to_string(i) + "] must be an object"};
     }
-    auto e = DecodeAckObject(item, "acks[" + std::to_string(i) + "].", /*with_id=*/true, out[i]);
+    auto e = DecodeAckObject(item, static_cast<int64_t>(i), /*with_id=*/true, out[i]);
     if (!e.ok()) return e;
   }
   return {};

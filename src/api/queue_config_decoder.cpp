@@ -44,7 +44,7 @@ Error DecodeQueueConfigPatch(std::string_view body, const Limits& limits, QueueC
         !e.ok()) {
       return e;
     }
-    FieldReader b(backoff, "backoff.");
+    FieldReader b(backoff, "backoff");
     if (auto e = b.Int("base_ms", 0, kMaxDelayMs, out.backoff_base_ms); !e.ok()) return e;
     if (auto e = b.Double("factor", 1.0, 100.0, out.backoff_factor); !e.ok()) return e;
     if (auto e = b.Int("max_ms", 0, kMaxDelayMs, out.backoff_max_ms); !e.ok()) return e;

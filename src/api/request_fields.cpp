@@ -24,14 +24,30 @@ JsonValue FieldReader::Find(std::string_view field) const {
 
 bool FieldReader::Has(std::string_view field) const { return static_cast<bool>(Find(field)); }
 
+std::string FieldReader::prefix() const {
+  if (path_.empty()) return {};
+  std::string out(path_);
+  if (index_ >= 0) {
+    out.push_back('[');
+    out.append(std::to_string(index_));
+    out.push_back(']');
+  }
+  out.push_back('.');
+  return out;
+}
+
 Error FieldReader::Invalid(std::string_view field, std::string_view why) const {
-  return Error{ErrorCode::kInvalidField, prefix_ + std::string(field) + " " + std::string(why)};
+  return Error{ErrorCode::kInvalidField, prefix() + std::string(field) + " " + std::string(why)};
 }
 
 Error FieldReader::Int(std::string_view field, int64_t min, int64_t max,
                        std::optional<int64_t>& out) const {
-  JsonValue v = Find(field);
-  if (!v) return {};
+  return Int(field, Find(field), min, max, out);
+}
+
+Error FieldReader::Int(std::string_view field, JsonValue v, int64_t min, int64_t max,
+                       std::optional<int64_t>& out) const {
+  if (!v || v.is_null()) return {};
   if (v.type() == JsonType::kInt && v.int64() >= min && v.int64() <= max) {
     out = v.int64();
     return {};
@@ -64,8 +80,12 @@ Error FieldReader::Bool(std::string_view field, std::optional<bool>& out) const 
 
 Error FieldReader::String(std::string_view field, size_t max_bytes,
                           std::optional<std::string>& out) const {
-  JsonValue v = Find(field);
-  if (!v) return {};
+  return String(field, Find(field), max_bytes, out);
+}
+
+Error FieldReader::String(std::string_view field, JsonValue v, size_t max_bytes,
+                          std::optional<std::string>& out) const {
+  if (!v || v.is_null()) return {};
   if (!v.is_string()) return Invalid(field, "must be a string");
   std::string s = v.string();
   if (s.size() > max_bytes) {

@@ -7,29 +7,62 @@
 namespace conveyor {
 namespace {
 
-Error DecodeSpec(JsonValue value, const Limits& limits, std::string prefix, TaskSpec& out) {
+// The members of a task spec, found in one walk over the object (unknown keys are
+// ignored, as SPEC.md's forward compatibility asks).
+struct SpecMembers {
+  JsonValue payload, priority, delay_ms, run_at, deadline, max_attempts, lease_ms, key;
+
+  explicit SpecMembers(JsonValue object) {
+    for (JsonValue m = object.first(); m; m = m.next()) {
+      std::string unescaped;
+      std::string_view k = m.raw_key();
+      if (m.key_escaped()) k = unescaped = m.key();
+      if (JsonValue* slot = Slot(k)) *slot = m;
+    }
+  }
+
+  JsonValue* Slot(std::string_view k) {
+    if (k == "payload") return &payload;
+    if (k == "priority") return &priority;
+    if (k == "delay_ms") return &delay_ms;
+    if (k == "run_at") return &run_at;
+    if (k == "deadline") return &deadline;
+    if (k == "max_attempts") return &max_attempts;
+    if (k == "lease_ms") return &lease_ms;
+    if (k == "idempotency_key") return &key;
+    return nullptr;
+  }
+};
+
+// index: the spec's place in a batch, or -1 for a single spec.
+Error DecodeSpec(JsonValue value, const Limits& limits, int64_t index, TaskSpec& out) {
+  FieldReader f(value, index >= 0 ? "tasks" : "", index);
   if (!value.is_object()) {
+    const std::string prefix = f.prefix();
     return Error{ErrorCode::kInvalidField, (prefix.empty() ? std::string("the task spec")
                                                            : prefix.substr(0, prefix.size() - 1)) +
                                                " must be a JSON object"};
   }
-  FieldReader f(value, std::move(prefix));
-  JsonValue payload = f.Member("payload");
-  if (!payload) return f.Invalid("payload", "is required");
-  out.payload = std::string(payload.raw());
+  const SpecMembers m(value);
+  if (!m.payload) return f.Invalid("payload", "is required");
+  out.payload.assign(m.payload.raw());
 
   std::optional<int64_t> priority, delay_ms, run_at, deadline, max_attempts, lease_ms;
   std::optional<std::string> key;
-  if (auto e = f.Int("priority", std::numeric_limits<int32_t>::min(),
+  if (auto e = f.Int("priority", m.priority, std::numeric_limits<int32_t>::min(),
                      std::numeric_limits<int32_t>::max(), priority);
       !e.ok())
     return e;
-  if (auto e = f.Int("delay_ms", 0, kMaxDelayMs, delay_ms); !e.ok()) return e;
-  if (auto e = f.Int("run_at", 0, kMaxEpochMs, run_at); !e.ok()) return e;
-  if (auto e = f.Int("deadline", 0, kMaxEpochMs, deadline); !e.ok()) return e;
-  if (auto e = f.Int("max_attempts", 1, 1'000'000, max_attempts); !e.ok()) return e;
-  if (auto e = f.Int("lease_ms", 1, limits.max_lease_ms, lease_ms); !e.ok()) return e;
-  if (auto e = f.String("idempotency_key", kMaxIdempotencyKeyBytes, key); !e.ok()) return e;
+  if (auto e = f.Int("delay_ms", m.delay_ms, 0, kMaxDelayMs, delay_ms); !e.ok()) return e;
+  if (auto e = f.Int("run_at", m.run_at, 0, kMaxEpochMs, run_at); !e.ok()) return e;
+  if (auto e = f.Int("deadline", m.deadline, 0, kMaxEpochMs, deadline); !e.ok()) return e;
+  if (auto e = f.Int("max_attempts", m.max_attempts, 1, 1'000'000, max_attempts); !e.ok()) {
+    return e;
+  }
+  if (auto e = f.Int("lease_ms", m.lease_ms, 1, limits.max_lease_ms, lease_ms); !e.ok()) return e;
+  if (auto e = f.String("idempotency_key", m.key, kMaxIdempotencyKeyBytes, key); !e.ok()) {
+    return e;
+  }
   if (delay_ms && run_at) return f.Invalid("run_at", "cannot be given together with delay_ms");
   if (key && key->empty()) return f.Invalid("idempotency_key", "must not be empty");
 
@@ -56,7 +89,7 @@ Error DecodeEnqueueBody(std::string_view body, const Limits& limits, EnqueueBody
   if (!tasks || root.Find("payload")) {
     out.is_batch = false;
     out.specs.resize(1);
-    return DecodeSpec(root, limits, "", out.specs[0]);
+    return DecodeSpec(root, limits, -1, out.specs[0]);
   }
   out.is_batch = true;
   if (!tasks.is_array()) {
@@ -71,7 +104,7 @@ Error DecodeEnqueueBody(std::string_view body, const Limits& limits, EnqueueBody
   out.specs.resize(tasks.size());
   size_t i = 0;
   for (JsonValue spec = tasks.first(); spec; spec = spec.next(), ++i) {
-    auto e = DecodeSpec(spec, limits, "tasks[" + std::to_string(i) + "].", out.specs[i]);
+    auto e = DecodeSpec(spec, limits, static_cast<int64_t>(i), out.specs[i]);
     if (!e.ok()) return e;
   }
   return {};

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 
 #include "common/json_raw.h"
 
@@ -28,6 +29,17 @@ constexpr auto kPlainStringByte = [] {
   for (int c = 0x20; c < 0x80; ++c) plain[c] = c != '"' && c != '\\';
   return plain;
 }();
+
+// True when a byte of the 8 in `w` is a control character, a quote, a backslash or not
+// ASCII (false positives after a true one are harmless: the caller then goes byte by byte).
+bool WordNeedsLook(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const uint64_t quote = w ^ (kOnes * '"'), backslash = w ^ (kOnes * '\\');
+  const uint64_t below_space = (w - kOnes * 0x20) & ~w;
+  const uint64_t is_quote = (quote - kOnes) & ~quote;
+  const uint64_t is_backslash = (backslash - kOnes) & ~backslash;
+  return ((below_space | is_quote | is_backslash | w) & kHigh) != 0;
+}
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
@@ -79,6 +91,11 @@ double JsonValue::to_double() const {
 std::string JsonValue::string() const {
   std::string_view r = raw();
   return UnescapeJsonString(r.substr(1, r.size() - 2));
+}
+
+std::string_view JsonValue::raw_key() const {
+  const JsonNode& n = node();
+  return doc_->text().substr(n.key_begin, n.key_end - n.key_begin);
 }
 
 std::string JsonValue::key() const {
@@ -291,6 +308,10 @@ bool JsonDoc::String(bool* escaped) {
   const auto* s = reinterpret_cast<const unsigned char*>(text_.data());
   const size_t n = text_.size();
   while (pos_ < n) {
+    for (uint64_t w; pos_ + 8 <= n; pos_ += 8) {
+      std::memcpy(&w, s + pos_, 8);
+      if (WordNeedsLook(w)) break;
+    }
     while (pos_ < n && kPlainStringByte[s[pos_]]) ++pos_;
     if (pos_ >= n) break;
     const unsigned char c = s[pos_];

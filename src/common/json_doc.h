@@ -67,8 +67,10 @@ class JsonValue {
   // A member of this object by key (compared as the parser reads keys: unescaped); nothing
   // when absent or when this is not an object.
   JsonValue Find(std::string_view key) const;
-  // This member's key, unescaped.
+  // This member's key, unescaped; and its text between the quotes, as sent.
   std::string key() const;
+  std::string_view raw_key() const;
+  bool key_escaped() const { return node().key_escaped; }
   // The first child (member or element) and the next sibling; nothing past the end.
   JsonValue first() const;
   JsonValue next() const;

@@ -124,7 +124,9 @@ JsonWriter& JsonWriter::Int(int64_t value) {
 
 JsonWriter& JsonWriter::Uint(uint64_t value) {
   Separate();
-  out_ += std::to_string(value);
+  char digits[20];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  out_.append(digits, end);
   return *this;
 }
 

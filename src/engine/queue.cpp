@@ -2,8 +2,11 @@
 
 namespace conveyor {
 
+// Hinted at the end: a new task has the highest id, and usually comes last in the ready
+// order too; a wrong hint costs two comparisons before the usual descent.
 void Queue::Add(const Task& task) {
-  by_state_[Index(task.state)].insert(task.id);
+  auto& ids = by_state_[Index(task.state)];
+  ids.insert(ids.end(), task.id);
   if (task.state == TaskState::kReady) AddReady(task);
 }
 

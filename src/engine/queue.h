@@ -68,7 +68,7 @@ class Queue {
   // Index upkeep, called by the Engine on every state change.
   void Add(const Task& task);
   void Remove(const Task& task);
-  void AddReady(const Task& task) { ready_.insert(&task); }
+  void AddReady(const Task& task) { ready_.insert(ready_.end(), &task); }
   void RemoveReady(const Task& task) { ready_.erase(&task); }
 
   const ReadySet& ready() const { return ready_; }

@@ -51,9 +51,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   auto& req = parser.get();
   HttpRequest request;
-  request.method = std::string(req.method_string());
-  request.target = std::string(req.target());
-  request.content_type = std::string(req[http::field::content_type]);
+  // The views point into the parser, which outlives the handler, as in the session.
+  request.method = std::string_view(req.method_string());
+  request.target = std::string_view(req.target());
+  request.content_type = std::string_view(req[http::field::content_type]);
   request.body = req.body();
 
   NoConnection connection;
