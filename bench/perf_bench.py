@@ -99,7 +99,9 @@ def cmd_idle(binary, a):
 
 
 def cmd_restart(binary, a):
-    times = []
+    """Restarts on one data dir; with --against, the other binary takes every other turn."""
+    binaries = [binary] + ([os.path.abspath(a.against)] if a.against else [])
+    times = {b: [] for b in binaries}
     with Server(binary, a.durability, a.threads) as s:
         bench(binary, s.url, "enqueue", "--queue", "restart", "--tasks", str(a.tasks),
               "--batch", "1000", "--connections", "4")
@@ -107,32 +109,36 @@ def cmd_restart(binary, a):
         port = s.port
         args = s.proc.args
         for i in range(a.runs):
-            s.proc.send_signal(15)
-            s.proc.wait(timeout=120)
-            started = time.monotonic()
-            s.proc = subprocess.Popen(args, stdout=s.log, stderr=subprocess.STDOUT)
-            s.pid = s.proc.pid
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    if s.proc.poll() is not None:
-                        raise RuntimeError("server exited:\n" + s.output())
-                    time.sleep(0.005)
-            serving = time.monotonic() - started
-            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/queues/restart/lease",
-                                         data=b'{"max":1}',
-                                         headers={"Content-Type": "application/json"})
-            leased = json.loads(urllib.request.urlopen(req, timeout=30).read())["tasks"]
-            assert len(leased) == 1, leased
-            times.append(serving)
-            print(f"run {i + 1}: serving {serving:.3f} s after the restart (RSS "
-                  f"{mib(s.rss_bytes()):.0f} MiB)", flush=True)
+            for b in binaries:
+                s.proc.send_signal(15)
+                s.proc.wait(timeout=120)
+                started = time.monotonic()
+                s.proc = subprocess.Popen([b] + list(args[1:]), stdout=s.log,
+                                          stderr=subprocess.STDOUT)
+                s.pid = s.proc.pid
+                while True:
+                    try:
+                        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                        break
+                    except OSError:
+                        if s.proc.poll() is not None:
+                            raise RuntimeError("server exited:\n" + s.output())
+                        time.sleep(0.005)
+                serving = time.monotonic() - started
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/queues/restart/lease",
+                                             data=b'{"max":1}',
+                                             headers={"Content-Type": "application/json"})
+                leased = json.loads(urllib.request.urlopen(req, timeout=30).read())["tasks"]
+                assert len(leased) == 1, leased
+                times[b].append(serving)
+                print(f"run {i + 1} {b}: serving {serving:.3f} s after the restart (RSS "
+                      f"{mib(s.rss_bytes()):.0f} MiB)", flush=True)
         del data_dir
-    print(f"| restart with {a.tasks:,} stored tasks, {a.durability} | serving in "
-          f"{statistics.median(times):.2f} s | exec to the first /healthz 200, medians of {a.runs}: "
-          + ", ".join(f"{t:.2f}" for t in times) + " |")
+    for b in binaries:
+        label = "" if len(binaries) == 1 else f" ({b})"
+        print(f"| restart with {a.tasks:,} stored tasks, {a.durability}{label} | serving in "
+              f"{statistics.median(times[b]):.2f} s | exec to the first /healthz 200, medians of "
+              f"{a.runs}: " + ", ".join(f"{t:.2f}" for t in times[b]) + " |")
 
 
 GOALS = [
@@ -177,6 +183,7 @@ def main():
     p.add_argument("--idle-connections", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=10)
     p = sub.add_parser("restart", parents=[common])
+    p.add_argument("--against", default="", help="another binary, restarted in alternation")
     p.add_argument("--tasks", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("goals", parents=[common])

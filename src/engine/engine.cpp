@@ -584,9 +584,23 @@ void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& confi
   GetOrCreateQueue(queue).config() = config;
 }
 
-void Engine::RestoreTask(StoredTask stored) {
+bool Engine::PayloadCacheHasRoom(size_t bytes) const {
+  return reader_ == nullptr || shared_.payload_bytes.load(std::memory_order_relaxed) + bytes <=
+                                   limits_.payload_cache_bytes;
+}
+
+TaskPtr Engine::MakeTaskWithoutPayload(Task&& fields, size_t payload_size) {
+  fields.payload_size = static_cast<uint32_t>(payload_size);
+  return NewTask(std::move(fields), nullptr);
+}
+
+void Engine::RestoreTask(StoredTask&& stored, const std::string_view* payload,
+                         size_t payload_size) {
   Task& task = stored.task;
-  Queue& queue = GetOrCreateQueue(stored.queue);
+  if (restoring_ == nullptr || restoring_->name() != stored.queue) {
+    restoring_ = &GetOrCreateQueue(stored.queue);
+  }
+  Queue& queue = *restoring_;
   if (tasks_.Contains(task.id)) return;  // ids are unique keys in storage; never twice
   if (IsFinished(task.state)) {
     queue.finished().emplace_back(task.finished_at(), task.id);
@@ -599,7 +613,9 @@ void Engine::RestoreTask(StoredTask stored) {
       return;
     }
   }
-  Task& t = tasks_.Insert(MakeTask(std::move(task), stored.payload));
+  Task& t = tasks_.Insert(payload != nullptr || reader_ == nullptr
+                              ? MakeTask(std::move(task), payload ? *payload : "")
+                              : MakeTaskWithoutPayload(std::move(task), payload_size));
   t.queue = &queue;
   t.timer_due = kNever;
   t.published = true;
@@ -613,6 +629,7 @@ void Engine::RestoreTask(StoredTask stored) {
 }
 
 void Engine::FinishRestore() {
+  restoring_ = nullptr;
   for (auto& [name, queue] : queues_) {
     auto& fifo = queue->finished();
     std::sort(fifo.begin(), fifo.end());  // restored in id order; purged in finish order
@@ -621,6 +638,7 @@ void Engine::FinishRestore() {
 }
 
 void Engine::Reset() {
+  restoring_ = nullptr;
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
   ++generation_;
   purge_timers_.clear();

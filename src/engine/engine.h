@@ -139,7 +139,12 @@ class Engine {
   // A finished task is restored as its id only (with a reader). FinishRestore() after
   // the last one orders the purge FIFOs and arms their timers.
   void RestoreQueueConfig(std::string_view queue, const QueueConfig& config);
-  void RestoreTask(StoredTask stored);
+  // `payload`: the stored bytes (copied only if the payload cache keeps them); null when
+  // the caller already knows the cache has no room (the payload of `payload_size` bytes
+  // stays in storage).
+  void RestoreTask(StoredTask&& stored, const std::string_view* payload, size_t payload_size);
+  // Whether a payload of `bytes` could still be kept (a hint: it can only turn false).
+  bool PayloadCacheHasRoom(size_t bytes) const;
   void FinishRestore();
   // Drops all state (waiters are answered empty first), before a reload from storage.
   void Reset();
@@ -182,6 +187,8 @@ class Engine {
   // A task made from `fields`, its payload's bytes in memory if the payload cache has
   // room for them (always without storage to read them back from), else only in storage.
   TaskPtr MakeTask(Task&& fields, std::string_view payload);
+  // The same when the payload is not at hand (it is in storage and is not kept).
+  TaskPtr MakeTaskWithoutPayload(Task&& fields, size_t payload_size);
   // A view of a task in memory, its payload read from storage if not in memory; false
   // (with `error`) when storage could not give it.
   bool View(const Task& task, bool with_token, TaskView& view, Error& error);
@@ -275,6 +282,7 @@ class Engine {
   SecureRandom tokens_;
 
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_;
+  Queue* restoring_ = nullptr;  // the queue of the task restored last (restores come in runs)
   // Every task in memory: unfinished ones, and finished ones until their final state is
   // durable. One created but not yet durable (!published) is in no index and seen by no
   // call: no dirty reads.

@@ -1,6 +1,7 @@
 // Recovery: rebuilds the engines' in-memory state from the RocksStore — all shards at
-// start-up (one thread per shard, before the I/O threads run), or one shard after a storage
-// failure (on that shard's thread). Also sets the id sequence past every id ever handed out.
+// start-up (before the I/O threads run: one thread walks the store and decodes, one thread
+// per shard inserts that shard's tasks meanwhile), or one shard after a storage failure
+// (on that shard's thread). Also sets the id sequence past every id ever handed out.
 #pragma once
 
 #include <cstddef>

@@ -233,7 +233,7 @@ Error RocksStore::LoadQueues(
 }
 
 Error RocksStore::LoadTasks(const LoadFilter& filter,
-                            const std::function<void(StoredTask&&)>& visit) {
+                            const std::function<void(StoredTask&&, std::string_view)>& visit) {
   std::shared_lock lock(mutex_);
   if (db_ == nullptr) return Closed();
   rocksdb::ReadOptions read;
@@ -265,10 +265,10 @@ Error RocksStore::LoadTasks(const LoadFilter& filter,
       return Error{ErrorCode::kInternal,
                    "task " + std::to_string(id) + " has no payload in storage: it is inconsistent"};
     }
-    stored.payload.assign(payload_it->value().data(), payload_it->value().size());
     // Deltas sort by (id, tag): those of this task follow any of skipped (filtered) ones.
     if (Error e = ApplyDeltas(*delta_it, id, stored.task); !e.ok()) return e;
-    visit(std::move(stored));
+    visit(std::move(stored),
+          std::string_view(payload_it->value().data(), payload_it->value().size()));
   }
   if (!meta_it->status().ok()) return StorageError(meta_it->status());
   if (!delta_it->status().ok()) return StorageError(delta_it->status());

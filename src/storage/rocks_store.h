@@ -75,7 +75,11 @@ class RocksStore final : public TaskReader {
   Result ReadTask(uint64_t id, StoredTask& out) override;
   Result ReadPayload(uint64_t id, std::string& out) override;
   // Visits tasks in id order, each with its payload.
-  Error LoadTasks(const LoadFilter& filter, const std::function<void(StoredTask&&)>& visit);
+  // visit(task, payload): `payload` is a view of the stored bytes, valid during the call
+  // only (the task's own `payload` string is left empty: the engine copies the bytes only
+  // when it keeps them).
+  Error LoadTasks(const LoadFilter& filter,
+                  const std::function<void(StoredTask&&, std::string_view)>& visit);
   // The largest task sequence that may have been handed out: the reservations, the
   // high-water marks and the tasks. Recovery restarts the sequence above it.
   uint64_t HighWaterSequence();

@@ -33,7 +33,7 @@ std::set<uint64_t> StoredIds(const std::string& path) {
   EXPECT_TRUE(store) << error;
   std::set<uint64_t> ids;
   if (!store) return ids;
-  Error e = store->LoadTasks({}, [&](StoredTask&& t) { ids.insert(t.task.id); });
+  Error e = store->LoadTasks({}, [&](StoredTask&& t, std::string_view) { ids.insert(t.task.id); });
   EXPECT_TRUE(e.ok()) << e.message;
   return ids;
 }
@@ -203,7 +203,13 @@ TEST(StorageJournalDeltaTest, LeaseExtendAndAckWriteSmallRecordsThatRecover) {
   }();
   ASSERT_TRUE(store);
   std::vector<StoredTask> loaded;
-  ASSERT_TRUE(store->LoadTasks({}, [&](StoredTask&& t) { loaded.push_back(std::move(t)); }).ok());
+  ASSERT_TRUE(store
+                  ->LoadTasks({},
+                              [&](StoredTask&& t, std::string_view payload) {
+                                t.payload = std::string(payload);
+                                loaded.push_back(std::move(t));
+                              })
+                  .ok());
   ASSERT_EQ(loaded.size(), 1u);
   const Task& t = loaded[0].task;
   EXPECT_EQ(t.state, TaskState::kLeased);
