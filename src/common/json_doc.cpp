@@ -89,8 +89,8 @@ double JsonValue::to_double() const {
 }
 
 std::string JsonValue::string() const {
-  std::string_view r = raw();
-  return UnescapeJsonString(r.substr(1, r.size() - 2));
+  std::string_view r = raw().substr(1, raw().size() - 2);
+  return node().string_escaped ? UnescapeJsonString(r) : std::string(r);
 }
 
 std::string_view JsonValue::raw_key() const {
@@ -180,6 +180,7 @@ bool JsonDoc::Value(uint32_t depth, bool record, uint32_t* index) {
     node->type = JsonType::kString;
     bool escaped;
     ok = String(&escaped);
+    node->string_escaped = escaped;
   } else if (c == 't' || c == 'f') {
     node->type = JsonType::kBool;
     node->boolean = c == 't';

@@ -26,7 +26,8 @@ struct JsonNode {
   uint32_t first = 0;                   // a container's first child's node; 0 for none
   uint32_t size = 0;                    // a container's members or elements
   JsonType type = JsonType::kNull;
-  bool key_escaped = false;  // the key has escapes (compare it unescaped)
+  bool key_escaped = false;     // the key has escapes (compare it unescaped)
+  bool string_escaped = false;  // a string value with escapes
   bool boolean = false;
   union {
     int64_t i;
