@@ -235,27 +235,43 @@ bool JsonDoc::Object(uint32_t depth, bool record, uint32_t index) {
       n.key_begin = static_cast<uint32_t>(key_begin);
       n.key_end = static_cast<uint32_t>(key_end);
       n.key_escaped = escaped;
-      if (last == 0) {
-        nodes_[index].first = child;
-      } else {
-        nodes_[last].next = child;
-      }
-      last = child;
+      Link(index, last, child);
     }
-    SkipSpace();
-    if (pos_ >= text_.size()) return Fail("incomplete JSON");
-    if (text_[pos_] == ',') {
-      ++pos_;
-      SkipSpace();
-      continue;
-    }
-    if (text_[pos_] != '}') return Fail("syntax error: expected ',' or '}'");
-    ++pos_;
-    break;
+    bool closed = false;
+    if (!AfterElement('}', &closed)) return false;
+    if (closed) break;
   }
   if (!CheckKeys(first_key, count)) return false;
   keys_.resize(first_key);
   if (index != kNoNode) nodes_[index].size = count;
+  return true;
+}
+
+// Appends node `child` to the children of container `index`, whose last child is `last`.
+void JsonDoc::Link(uint32_t index, uint32_t& last, uint32_t child) {
+  if (last == 0) {
+    nodes_[index].first = child;
+  } else {
+    nodes_[last].next = child;
+  }
+  last = child;
+}
+
+// After a member or element: a ',' (another follows) or the container's `close`.
+bool JsonDoc::AfterElement(char close, bool* closed) {
+  SkipSpace();
+  if (pos_ >= text_.size()) return Fail("incomplete JSON");
+  if (text_[pos_] == ',') {
+    ++pos_;
+    SkipSpace();
+    return true;
+  }
+  if (text_[pos_] != close) {
+    return Fail(close == '}' ? "syntax error: expected ',' or '}'"
+                             : "syntax error: expected ',' or ']'");
+  }
+  ++pos_;
+  *closed = true;
   return true;
 }
 
@@ -280,24 +296,10 @@ bool JsonDoc::Array(uint32_t depth, bool record, uint32_t index) {
     uint32_t child = 0;
     if (!Value(depth, record, &child)) return false;
     ++count;
-    if (record) {
-      if (last == 0) {
-        nodes_[index].first = child;
-      } else {
-        nodes_[last].next = child;
-      }
-      last = child;
-    }
-    SkipSpace();
-    if (pos_ >= text_.size()) return Fail("incomplete JSON");
-    if (text_[pos_] == ',') {
-      ++pos_;
-      SkipSpace();
-      continue;
-    }
-    if (text_[pos_] != ']') return Fail("syntax error: expected ',' or ']'");
-    ++pos_;
-    break;
+    if (record) Link(index, last, child);
+    bool closed = false;
+    if (!AfterElement(']', &closed)) return false;
+    if (closed) break;
   }
   if (index != kNoNode) nodes_[index].size = count;
   return true;

@@ -112,6 +112,8 @@ class JsonDoc {
   bool Number(JsonNode* node, bool convert);
   bool Literal(std::string_view word);
   bool CheckKeys(size_t first_key, size_t count);
+  void Link(uint32_t index, uint32_t& last, uint32_t child);
+  bool AfterElement(char close, bool* closed);
 
   std::string_view text_;
   size_t pos_ = 0;
