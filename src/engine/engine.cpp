@@ -584,9 +584,8 @@ void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& confi
   GetOrCreateQueue(queue).config() = config;
 }
 
-bool Engine::PayloadCacheHasRoom(size_t bytes) const {
-  return reader_ == nullptr || shared_.payload_bytes.load(std::memory_order_relaxed) + bytes <=
-                                   limits_.payload_cache_bytes;
+size_t Engine::PayloadCacheLimit() const {
+  return reader_ == nullptr ? SIZE_MAX : limits_.payload_cache_bytes;
 }
 
 TaskPtr Engine::MakeTaskWithoutPayload(Task&& fields, size_t payload_size) {

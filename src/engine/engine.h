@@ -143,8 +143,9 @@ class Engine {
   // the caller already knows the cache has no room (the payload of `payload_size` bytes
   // stays in storage).
   void RestoreTask(StoredTask&& stored, const std::string_view* payload, size_t payload_size);
-  // Whether a payload of `bytes` could still be kept (a hint: it can only turn false).
-  bool PayloadCacheHasRoom(size_t bytes) const;
+  // The bytes of payloads the engine keeps in memory at most (all of them, SIZE_MAX, when
+  // there is no storage to read them back from).
+  size_t PayloadCacheLimit() const;
   void FinishRestore();
   // Drops all state (waiters are answered empty first), before a reload from storage.
   void Reset();

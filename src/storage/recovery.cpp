@@ -90,18 +90,32 @@ Error LoadAllPipelined(RocksStore& store, ShardSet& shards, std::vector<size_t>&
       }
     });
   }
+  // The cache is empty at start-up and only these payloads fill it, in this order: a
+  // payload is copied out of the walk exactly when the engine will keep it, so the batches
+  // in flight never hold more payload bytes than the cache's budget.
+  const size_t limit = shards.at(0).engine().PayloadCacheLimit();
+  size_t promised = 0;
   std::vector<std::vector<Restored>> pending(n);
-  Error error = store.LoadTasks({}, [&](StoredTask&& stored, std::string_view payload) {
-    const size_t i = SlotOfTask(stored.task.id) % n;
-    Restored r{std::move(stored), std::nullopt, payload.size()};
-    if (shards.at(i).engine().PayloadCacheHasRoom(payload.size())) r.payload.emplace(payload);
-    pending[i].push_back(std::move(r));
-    if (pending[i].size() == kBatch) {
-      channels[i].Push(std::move(pending[i]));
-      pending[i] = std::vector<Restored>();
-      pending[i].reserve(kBatch);
-    }
-  });
+  Error error;
+  try {
+    error = store.LoadTasks({}, [&](StoredTask&& stored, std::string_view payload) {
+      const size_t i = SlotOfTask(stored.task.id) % n;
+      Restored r{std::move(stored), std::nullopt, payload.size()};
+      // A finished task comes back as its id only: its payload stays in storage.
+      if (!IsFinished(r.stored.task.state) && payload.size() <= limit - promised) {
+        promised += payload.size();
+        r.payload.emplace(payload);
+      }
+      pending[i].push_back(std::move(r));
+      if (pending[i].size() == kBatch) {
+        channels[i].Push(std::move(pending[i]));
+        pending[i] = std::vector<Restored>();
+        pending[i].reserve(kBatch);
+      }
+    });
+  } catch (const std::exception& e) {  // out of memory: the restorers must still be joined
+    error = Error{ErrorCode::kInternal, std::string("loading the tasks failed: ") + e.what()};
+  }
   for (size_t i = 0; i < n; ++i) {
     if (error.ok() && !pending[i].empty()) channels[i].Push(std::move(pending[i]));
     channels[i].Close();

@@ -129,6 +129,24 @@ class PayloadCacheTest(DurableTestCase):
         self.assertEqual(cache_gauge(server), 0)
         self.check_payloads(server, ids[:3] + ids[-3:], raws[:3] + raws[-3:])
 
+    def test_after_a_restart_the_cache_refills_within_its_budget(self):
+        # Recovery copies a payload out of its walk only while the cache has room, with
+        # one thread walking and one a shard restoring: the budget holds across them.
+        data = self.make_dir()
+        args = ["--payload-cache-bytes", "2000", "--threads", "2"]
+        server = self.start(data, extra_args=args)
+        raws = [json.dumps({"i": i, "pad": "q" * 180}) for i in range(3000)]
+        ids = []
+        for start in range(0, len(raws), 500):
+            ids += self.enqueue_all(server, "pcr", raws[start:start + 500])
+        server.kill9()
+        server = self.start(data, extra_args=args)
+        held = cache_gauge(server)
+        self.assertGreater(held, 0, "the first payloads should be in memory again")
+        self.assertLessEqual(held, 2000, "recovery filled the cache past --payload-cache-bytes")
+        self.check_payloads(server, ids[:2] + ids[1500:1502] + ids[-2:],
+                            raws[:2] + raws[1500:1502] + raws[-2:])
+
     def test_a_nacked_task_read_back_keeps_its_payload(self):
         server = self.start(self.make_dir(), extra_args=["--payload-cache-bytes", "0"])
         task_id = self.enqueue(server, "pcn", {"keep": "me"})["id"]
