@@ -7,6 +7,9 @@ keep-alive connections, and the time to serve after a restart with many stored t
   python3 bench/perf_bench.py idle [--delayed 10000] [--idle-connections 1000] [--seconds 10]
   python3 bench/perf_bench.py restart [--tasks 1000000] [--runs 3]
   python3 bench/perf_bench.py goals [--runs 3]   (the throughput rows of the goals table)
+  python3 bench/perf_bench.py cpu [--rate 8000] [--seconds 6] [--runs 3] [--against BIN]
+      (server CPU per request at a fixed open-loop rate of single-task POSTs; with
+      --against, the two binaries alternate run by run)
 
 Each starts `build/conveyor serve` (sync unless --durability) on a fresh temp data dir,
 reads the server's CPU time from /proc/PID/stat, and stops it by PID. Standard library only.
@@ -165,6 +168,30 @@ def cmd_goals(binary, a):
               + ", ".join(f"{x:,.0f}" for x in rates) + " |", flush=True)
 
 
+def cmd_cpu(binary, a):
+    """Server CPU per request at a fixed open-loop rate: steadier than a rate on a noisy
+    machine, since the offered load is the same for every run."""
+    binaries = [binary] + ([os.path.abspath(a.against)] if a.against else [])
+    per_request = {b: [] for b in binaries}
+    for i in range(a.runs):
+        for b in binaries:
+            with Server(b, a.durability, a.threads) as s:
+                bench(binary, s.url, "enqueue", "--queue", "warm", "--tasks", "2000")
+                c0 = cpu_seconds(s.pid)
+                r = bench(binary, s.url, "enqueue", "--queue", "cpu", "--rate", str(a.rate),
+                          "--duration", str(a.seconds), "--connections", str(a.connections))
+                c1 = cpu_seconds(s.pid)
+            us = (c1 - c0) / r["requests"] * 1e6
+            per_request[b].append(us)
+            print(f"run {i + 1} {b}: {r['requests']:,} requests at {r['tasks_per_second']:,.0f}/s, "
+                  f"server CPU {us:.1f} us a request", flush=True)
+    for b in binaries:
+        label = "" if len(binaries) == 1 else f" ({b})"
+        print(f"| server CPU a request at {a.rate:,.0f}/s, {a.durability}{label} | "
+              f"{statistics.median(per_request[b]):.1f} us | medians of {a.runs}: "
+              + ", ".join(f"{x:.1f}" for x in per_request[b]) + " |")
+
+
 def main():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build",
@@ -188,10 +215,16 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p = sub.add_parser("goals", parents=[common])
     p.add_argument("--runs", type=int, default=3)
+    p = sub.add_parser("cpu", parents=[common])
+    p.add_argument("--rate", type=float, default=8000)
+    p.add_argument("--seconds", type=float, default=6)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--against", default="", help="another binary, run in alternation")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     {"lowload": cmd_lowload, "idle": cmd_idle, "restart": cmd_restart,
-     "goals": cmd_goals}[a.cmd](binary, a)
+     "goals": cmd_goals, "cpu": cmd_cpu}[a.cmd](binary, a)
 
 
 if __name__ == "__main__":

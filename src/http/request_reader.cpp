@@ -15,6 +15,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+using asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
@@ -44,7 +45,7 @@ ReadOutcome RefusalFor(const error_code& ec, bool header_done) {
   return ReadOutcome{};  // anything else (peer gone, timeout): close without an answer
 }
 
-asio::awaitable<error_code> ReadMore(beast::tcp_stream& stream, beast::flat_buffer& buffer) {
+asio::awaitable<error_code> ReadMore(tcp::socket& stream, beast::flat_buffer& buffer) {
   const size_t room = buffer.max_size() - buffer.size();
   if (room == 0) co_return http::error::buffer_overflow;
   auto [ec, n] =
@@ -57,7 +58,7 @@ asio::awaitable<error_code> ReadMore(beast::tcp_stream& stream, beast::flat_buff
 // whole message) is parsed.
 // Beast takes complete fields out of the buffer as it goes and applies its header limit to
 // what is left, so the whole block is counted here.
-asio::awaitable<ReadOutcome> Feed(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<ReadOutcome> Feed(tcp::socket& stream, beast::flat_buffer& buffer,
                                   RequestParser& parser, bool until_header,
                                   size_t max_header_bytes) {
   size_t header_bytes = 0;
@@ -93,7 +94,7 @@ asio::awaitable<ReadOutcome> Feed(beast::tcp_stream& stream, beast::flat_buffer&
 }
 
 // Skips empty lines before the request line; false when the connection ended.
-asio::awaitable<std::optional<ReadOutcome>> SkipEmptyLines(beast::tcp_stream& stream,
+asio::awaitable<std::optional<ReadOutcome>> SkipEmptyLines(tcp::socket& stream,
                                                            beast::flat_buffer& buffer) {
   for (int skipped = 0;;) {
     auto data = static_cast<const char*>(buffer.data().data());
@@ -140,7 +141,7 @@ std::optional<ReadOutcome> CheckTransferEncoding(const RequestParser& parser) {
 
 size_t ReadBufferLimit(const Limits& limits) { return limits.max_header_bytes + kReadChunk; }
 
-asio::awaitable<ReadOutcome> ReadRequest(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+asio::awaitable<ReadOutcome> ReadRequest(tcp::socket& stream, beast::flat_buffer& buffer,
                                          RequestParser& parser, const Limits& limits) {
   if (auto ended = co_await SkipEmptyLines(stream, buffer)) co_return *ended;
   parser.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));

@@ -9,7 +9,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <optional>
@@ -32,8 +32,8 @@ struct ReadOutcome {
 size_t ReadBufferLimit(const Limits& limits);
 
 // Reads a complete request (header and body). REQUIRES: buffer was made with
-// ReadBufferLimit(limits) as its max size, and the stream's timeout is set by the caller.
-boost::asio::awaitable<ReadOutcome> ReadRequest(boost::beast::tcp_stream& stream,
+// ReadBufferLimit(limits) as its max size, and the caller has set the session's deadline (LiveSession).
+boost::asio::awaitable<ReadOutcome> ReadRequest(boost::asio::ip::tcp::socket& stream,
                                                 boost::beast::flat_buffer& buffer,
                                                 RequestParser& parser, const Limits& limits);
 

@@ -10,12 +10,13 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <list>
 #include <memory>
 #include <span>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/json_writer.h"
+#include "http/live_sessions.h"
 #include "http/request_reader.h"
 #include "http/response_head.h"
 
@@ -27,8 +28,6 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
-
-std::chrono::milliseconds Ms(int64_t ms) { return std::chrono::milliseconds(ms); }
 
 std::string ErrorBody(ErrorCode code, std::string_view message) {
   std::string body;
@@ -45,8 +44,8 @@ std::string ErrorBody(ErrorCode code, std::string_view message) {
 // session ends the watch with Stop() before it touches the buffer again.
 class SessionConnection final : public Connection {
  public:
-  SessionConnection(beast::tcp_stream& stream, beast::flat_buffer& buffer)
-      : stream_(stream), buffer_(buffer) {}
+  SessionConnection(tcp::socket& socket, beast::flat_buffer& buffer)
+      : socket_(socket), buffer_(buffer) {}
 
   void WatchForClose(std::function<void()> on_close) override {
     on_close_ = std::move(on_close);
@@ -63,8 +62,8 @@ class SessionConnection final : public Connection {
     on_close_ = nullptr;
     if (!reading_) co_return;
     boost::system::error_code ignored;
-    stream_.socket().cancel(ignored);
-    asio::steady_timer done(stream_.get_executor(), asio::steady_timer::time_point::max());
+    socket_.cancel(ignored);
+    asio::steady_timer done(socket_.get_executor(), asio::steady_timer::time_point::max());
     stopped_ = &done;
     co_await done.async_wait(kTuple);
     stopped_ = nullptr;
@@ -75,7 +74,7 @@ class SessionConnection final : public Connection {
   bool PeerHasClosed() {
     if (closed_) return true;
     char byte;
-    ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     closed_ = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
     return closed_;
   }
@@ -85,7 +84,7 @@ class SessionConnection final : public Connection {
     const size_t room = buffer_.max_size() - buffer_.size();
     if (room == 0) return;  // the buffer is full of pipelined bytes: backpressure
     reading_ = true;
-    stream_.socket().async_read_some(
+    socket_.async_read_some(
         buffer_.prepare(std::min<size_t>(room, 4096)),
         [this](boost::system::error_code ec, size_t n) { OnRead(ec, n); });
   }
@@ -107,7 +106,7 @@ class SessionConnection final : public Connection {
     if (stopped_ != nullptr) stopped_->cancel();
   }
 
-  beast::tcp_stream& stream_;
+  tcp::socket& socket_;
   beast::flat_buffer& buffer_;
   std::function<void()> on_close_;
   bool watching_ = false;
@@ -118,53 +117,51 @@ class SessionConnection final : public Connection {
 
 // Writes a response from its preformatted head and its body in one gathered write; HEAD
 // gets the same head without the body.
-asio::awaitable<bool> Write(beast::tcp_stream& stream, const std::string& head,
+asio::awaitable<bool> Write(tcp::socket& socket, LiveSession& live, const std::string& head,
                             const std::string& body, bool head_only, int64_t timeout_ms) {
-  stream.expires_after(Ms(timeout_ms));
-  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
-  auto [ec, n] = co_await asio::async_write(
-      stream, head_only ? std::span(buffers).first(1) : std::span(buffers), kTuple);
+  std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(body)};
+  std::span<asio::const_buffer> rest = head_only ? std::span(buffers).first(1) : std::span(buffers);
+  // Most answers fit in the socket's send buffer: written at once, without a trip through
+  // the event loop (the socket is non-blocking, so a full buffer is would_block).
+  boost::system::error_code ec;
+  size_t n = socket.write_some(rest, ec);
+  if (ec && ec != asio::error::would_block) co_return false;
+  while (!rest.empty() && n >= rest.front().size()) {
+    n -= rest.front().size();
+    rest = rest.subspan(1);
+  }
+  if (rest.empty()) co_return true;
+  rest.front() += n;
+  live.ExpiresAfter(timeout_ms);
+  std::tie(ec, n) = co_await asio::async_write(socket, rest, kTuple);
+  live.ExpiresNever();
   co_return !ec;
 }
 
-asio::awaitable<void> WriteErrorAndClose(beast::tcp_stream& stream, ErrorCode code,
+asio::awaitable<void> WriteErrorAndClose(tcp::socket& socket, LiveSession& live, ErrorCode code,
                                          std::string_view message, int64_t timeout_ms) {
   HttpResponse answer;
   answer.status = HttpStatusFor(code);
   answer.body = ErrorBody(code, message);
   std::string head;
   FormatResponseHead(answer, 11, false, head);
-  co_await Write(stream, head, answer.body, false, timeout_ms);
+  co_await Write(socket, live, head, answer.body, false, timeout_ms);
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
   // Drain briefly what the client is still sending (an oversized body), so that closing
   // does not reset the connection before the client has read our answer.
-  stream.expires_after(Ms(1000));
+  live.ExpiresAfter(1000);
   std::array<char, 16384> sink;
   for (size_t drained = 0; drained < (4u << 20);) {
-    auto [ec, n] = co_await stream.async_read_some(asio::buffer(sink), kTuple);
+    auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kTuple);
     if (ec) break;
     drained += n;
   }
 }
 
-// The sessions of this I/O thread, for shutdown; each adds itself and takes itself out.
-struct LiveSession {
-  beast::tcp_stream* stream;
-  bool idle;
-};
-thread_local std::list<LiveSession> live_sessions;
-
 }  // namespace
 
-void CloseSessionsOnThisThread(bool idle_only) {
-  for (LiveSession& s : live_sessions) {
-    if (idle_only && !s.idle) continue;
-    boost::system::error_code ignored;
-    s.stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-    s.stream->socket().cancel(ignored);
-  }
-}
+void CloseSessionsOnThisThread(bool idle_only) { LiveSession::CloseAllOnThisThread(idle_only); }
 
 asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   struct Release {
@@ -173,38 +170,35 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   } release{context.open_connections};
 
   const Limits& limits = context.limits;
-  beast::tcp_stream stream(std::move(socket));
+  LiveSession live(socket, limits);
+  boost::system::error_code ignored_ec;
+  socket.non_blocking(true, ignored_ec);  // for the first, synchronous try of each write
   beast::flat_buffer buffer(ReadBufferLimit(limits));
-  SessionConnection connection(stream, buffer);
+  SessionConnection connection(socket, buffer);
   std::string response_head;  // reused by every response of this connection
-  live_sessions.push_front(LiveSession{&stream, false});
-  struct Unregister {
-    std::list<LiveSession>::iterator it;
-    ~Unregister() { live_sessions.erase(it); }
-  } unregister{live_sessions.begin()};
 
   for (;;) {
     if (context.draining.load(std::memory_order_relaxed)) co_return;
     if (buffer.size() == 0) {
       // Idle keep-alive wait: the request timeout starts with its first byte.
-      stream.expires_after(Ms(limits.idle_timeout_ms));
-      unregister.it->idle = true;
-      auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), kTuple);
-      unregister.it->idle = false;
+      live.ExpiresAfter(limits.idle_timeout_ms);
+      live.set_idle(true);
+      auto [ec, n] = co_await socket.async_read_some(buffer.prepare(4096), kTuple);
+      live.set_idle(false);
       if (ec) co_return;
       buffer.commit(n);
     }
-    stream.expires_after(Ms(limits.header_timeout_ms));
+    live.ExpiresAfter(limits.header_timeout_ms);
     RequestParser parser;
-    ReadOutcome read = co_await ReadRequest(stream, buffer, parser, limits);
+    ReadOutcome read = co_await ReadRequest(socket, buffer, parser, limits);
     if (!read.ok) {
       if (read.refusal) {
-        co_await WriteErrorAndClose(stream, read.refusal->code, read.refusal->message,
+        co_await WriteErrorAndClose(socket, live, read.refusal->code, read.refusal->message,
                                     limits.write_timeout_ms);
       }
       co_return;
     }
-    stream.expires_never();
+    live.ExpiresNever();
 
     auto& req = parser.get();
     const bool head = req.method() == http::verb::head;
@@ -225,14 +219,14 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
     keep_alive = keep_alive && !context.draining.load(std::memory_order_relaxed);
     FormatResponseHead(answer, version, keep_alive, response_head);
     bool written =
-        co_await Write(stream, response_head, answer.body, head, limits.write_timeout_ms);
+        co_await Write(socket, live, response_head, answer.body, head, limits.write_timeout_ms);
     if (!written) {
       if (answer.on_undelivered) answer.on_undelivered();
       co_return;
     }
     if (!keep_alive) {
       boost::system::error_code ignored;
-      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      socket.shutdown(tcp::socket::shutdown_send, ignored);
       co_return;
     }
   }
