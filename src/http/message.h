@@ -16,7 +16,7 @@ struct HttpRequest {
   std::string_view method;  // "GET", "POST", ... (HEAD is answered as GET without a body)
   std::string_view target;  // path and query, as sent
   std::string_view content_type;
-  std::string body;
+  std::string_view body;
 };
 
 struct HttpResponse {

@@ -16,10 +16,14 @@
 
 #include "common/error.h"
 #include "common/limits.h"
+#include "http/request_arena.h"
 
 namespace conveyor {
 
-using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+// The header's fields come from the connection's RequestArena.
+using RequestFields = boost::beast::http::basic_fields<ArenaAllocator<char>>;
+using RequestParser =
+    boost::beast::http::request_parser<boost::beast::http::string_body, ArenaAllocator<char>>;
 
 struct ReadOutcome {
   bool ok = false;

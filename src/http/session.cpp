@@ -28,6 +28,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// A body buffer up to this size is kept for the connection's next request.
+constexpr size_t kKeptBodyBytes = 64 * 1024;
 
 std::string ErrorBody(ErrorCode code, std::string_view message) {
   std::string body;
@@ -176,6 +178,8 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   beast::flat_buffer buffer(ReadBufferLimit(limits));
   SessionConnection connection(socket, buffer);
   std::string response_head;  // reused by every response of this connection
+  RequestArena arena;          // each request's header fields
+  std::string body_store;      // the last request's body buffer, for the next one
 
   for (;;) {
     if (context.draining.load(std::memory_order_relaxed)) co_return;
@@ -189,7 +193,11 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
       buffer.commit(n);
     }
     live.ExpiresAfter(limits.header_timeout_ms);
-    RequestParser parser;
+    arena.Reset();  // the last request's parser, its only user, is gone
+    RequestParser parser(std::piecewise_construct, std::make_tuple(),
+                         std::make_tuple(ArenaAllocator<char>(arena)));
+    body_store.clear();
+    parser.get().body().swap(body_store);
     ReadOutcome read = co_await ReadRequest(socket, buffer, parser, limits);
     if (!read.ok) {
       if (read.refusal) {
@@ -206,7 +214,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
     request.method = head ? std::string_view("GET") : std::string_view(req.method_string());
     request.target = OriginForm(req.target());
     request.content_type = req[http::field::content_type];
-    request.body = std::move(req.body());
+    request.body = req.body();
     bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
 
@@ -224,6 +232,7 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
       if (answer.on_undelivered) answer.on_undelivered();
       co_return;
     }
+    if (req.body().capacity() <= kKeptBodyBytes) body_store.swap(req.body());
     if (!keep_alive) {
       boost::system::error_code ignored;
       socket.shutdown(tcp::socket::shutdown_send, ignored);
