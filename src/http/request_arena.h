@@ -26,10 +26,10 @@ class RequestArena {
   }
 
   // Memory of the block is given back all at once by Reset(); the heap's at once.
-  void Deallocate(void* p, size_t bytes, size_t align) noexcept {
+  void Deallocate(void* p, size_t align) noexcept {
     const char* c = static_cast<const char*>(p);
     if (c >= block_.data() && c < block_.data() + block_.size()) return;
-    ::operator delete(p, bytes, std::align_val_t(align));
+    ::operator delete(p, std::align_val_t(align));
   }
 
   // REQUIRES: everything allocated from the block has been deallocated.
@@ -50,7 +50,7 @@ class ArenaAllocator {
   ArenaAllocator(const ArenaAllocator<U>& other) noexcept : arena_(other.arena()) {}
 
   T* allocate(size_t n) { return static_cast<T*>(arena_->Allocate(n * sizeof(T), alignof(T))); }
-  void deallocate(T* p, size_t n) noexcept { arena_->Deallocate(p, n * sizeof(T), alignof(T)); }
+  void deallocate(T* p, size_t) noexcept { arena_->Deallocate(p, alignof(T)); }
 
   RequestArena* arena() const { return arena_; }
 
