@@ -7,17 +7,13 @@
 
 #include "common/task_id.h"
 #include "engine/backoff.h"
+#include "engine/saturating.h"
 
 namespace conveyor {
 namespace {
 
 // Debian's Abseil has its own string_view type; heterogeneous lookup needs that one.
 absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  if (b > 0 && a > kNever - b) return kNever;
-  return a + b;
-}
 
 }  // namespace
 
@@ -319,15 +315,19 @@ namespace {
 
 template <typename T>
 Outcome<T> LeaseMismatch(const Task& task) {
-  std::string message = task.state == TaskState::kLeased
-                            ? "the lease token is not the current lease of this task"
-                            : "the task is not leased (its lease expired or it was finished)";
-  return Outcome<T>{Error{ErrorCode::kLeaseMismatch, std::move(message)}, {}};
+  return Outcome<T>{Engine::LeaseMismatchError(task), {}};
 }
 
 constexpr const char* kNoTask = "no task with this id";
 
 }  // namespace
+
+Error Engine::LeaseMismatchError(const Task& task) {
+  std::string message = task.state == TaskState::kLeased
+                            ? "the lease token is not the current lease of this task"
+                            : "the task is not leased (its lease expired or it was finished)";
+  return Error{ErrorCode::kLeaseMismatch, std::move(message)};
+}
 
 TaskReader::Result Engine::FindOrLoad(uint64_t id, Task*& task, StoredTask& stored, Error& error) {
   task = FindTask(id);
@@ -352,6 +352,9 @@ bool Engine::Locate(uint64_t id, Task*& task, StoredTask& stored, Outcome<T>& re
   }
   return false;
 }
+
+// engine_jobs.cpp locates tasks too.
+template bool Engine::Locate<IdState>(uint64_t, Task*&, StoredTask&, Outcome<IdState>&);
 
 Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string result) {
   Tick();
@@ -454,15 +457,25 @@ Outcome<IdState> Engine::Retry(uint64_t id) {
                          std::string("only a dead task can be retried; this one is ") +
                              std::string(TaskStateName(task->state)));
   }
-  if (task == &stored.task) task = Revive(std::move(stored));
-  Unfinish(*task->queue, task->finished_at(), id);
+  task = RetryDead(task, stored);
+  ServeWaiters();
+  return IdStateOf(*task);
+}
+
+Task* Engine::RetryDead(Task* task, StoredTask& stored) {
+  task = Unfinished(task, stored);
   task->attempts = 0;
   task->dead_reason = DeadReason::kNone;
   task->set_deadline(kNever);  // a manual retry is a new chance; the old deadline has passed
   SetState(*task, TaskState::kReady, Now());
   journal_.TaskChanged(*task);
-  ServeWaiters();
-  return IdStateOf(*task);
+  return task;
+}
+
+Task* Engine::Unfinished(Task* task, StoredTask& stored) {
+  if (task == &stored.task) task = Revive(std::move(stored));
+  Unfinish(*task->queue, task->finished_at(), task->id);
+  return task;
 }
 
 Outcome<TaskView> Engine::GetTask(uint64_t id) {

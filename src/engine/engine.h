@@ -115,6 +115,28 @@ class Engine {
                           std::string progress);
   Outcome<IdState> Cancel(uint64_t id);
   Outcome<IdState> Retry(uint64_t id);
+
+  // Job-style commands (the beanstalkd protocol's; engine_jobs.cpp). Release: a leased
+  // task back to ready (delay 0) or scheduled, with a new priority, not counted as a
+  // failure. Bury: a leased task dead with reason `buried`, with a new priority.
+  Outcome<IdState> Release(uint64_t id, std::string_view token, int32_t priority,
+                           int64_t delay_ms);
+  Outcome<IdState> Bury(uint64_t id, std::string_view token, int32_t priority);
+  // Kick: up to `bound` dead tasks of the queue back to ready (lowest ids first), or, when
+  // it has none, up to `bound` scheduled ones (earliest run time first). The count.
+  Outcome<uint32_t> Kick(std::string_view queue, uint32_t bound);
+  // One dead or scheduled task back to ready.
+  Outcome<IdState> KickTask(uint64_t id);
+  // The task a lease would take next (ready), the next to run (scheduled), or the dead
+  // task with the lowest id; kNotFound when there is none.
+  Outcome<TaskView> Peek(std::string_view queue, TaskState state);
+  // Ends a task whatever its unfinished or dead state: a leased one (with its token) as
+  // succeeded, a scheduled, ready or dead one as canceled. Succeeded or canceled tasks
+  // are refused (kInvalidState).
+  Outcome<IdState> Delete(uint64_t id, std::string_view token);
+
+  // Why an ack, nack or extend is refused for this task (kLeaseMismatch).
+  static Error LeaseMismatchError(const Task& task);
   Outcome<TaskView> GetTask(uint64_t id);
   // Answers when the task reaches a final state or wait_ms passes (its state then).
   void WaitTask(uint64_t id, int64_t wait_ms, Callback<void(Outcome<TaskView>)> done,
@@ -225,6 +247,12 @@ class Engine {
   template <typename T>
   bool Locate(uint64_t id, Task*& task, StoredTask& stored, Outcome<T>& refused);
   Task* Revive(StoredTask stored);
+  // A finished task (in memory, or `stored` when it was read back) out of its finished
+  // indexes, in memory again; the caller sets its next state.
+  Task* Unfinished(Task* task, StoredTask& stored);
+  Task* RetryDead(Task* task, StoredTask& stored);
+  // Up to n scheduled tasks of the queue, earliest run time first (a walk of timers_).
+  std::vector<Task*> EarliestScheduled(const Queue& queue, size_t n);
   void Publish(const std::vector<uint64_t>& ids);
   void CountLive(TaskState from, TaskState to);
   void SetState(Task& task, TaskState state, int64_t now);

@@ -3,14 +3,10 @@
 #include <algorithm>
 
 #include "engine/engine.h"
+#include "engine/saturating.h"
 
 namespace conveyor {
 namespace {
-
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  if (b > 0 && a > kNever - b) return kNever;
-  return a + b;
-}
 
 Error TooManyWaiters() {
   return Error{ErrorCode::kTooManyRequests,

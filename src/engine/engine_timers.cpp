@@ -3,18 +3,9 @@
 #include <algorithm>
 
 #include "engine/engine.h"
+#include "engine/saturating.h"
 
 namespace conveyor {
-namespace {
-
-int64_t SaturatingAdd(int64_t a, int64_t b) {
-  if (b > 0 && a > kNever - b) return kNever;
-  if (b < 0 && a < std::numeric_limits<int64_t>::min() - b)
-    return std::numeric_limits<int64_t>::min();
-  return a + b;
-}
-
-}  // namespace
 
 int64_t Engine::MonoDue(int64_t epoch) const {
   if (epoch == kNever) return kNever;

@@ -221,6 +221,54 @@ Awaitable<Outcome<IdState>> LocalTaskService::Retry(uint64_t id) {
   co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
 }
 
+Awaitable<Outcome<IdState>> LocalTaskService::Release(uint64_t id, std::string token,
+                                                      int32_t priority, int64_t delay_ms) {
+  auto command = [id, token = std::move(token), priority, delay_ms](
+                     Shard& s, Completion<Outcome<IdState>> done) {
+    Durable(s, s.engine().Release(id, token, priority, delay_ms), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
+}
+
+Awaitable<Outcome<IdState>> LocalTaskService::Bury(uint64_t id, std::string token,
+                                                   int32_t priority) {
+  auto command = [id, token = std::move(token), priority](Shard& s,
+                                                          Completion<Outcome<IdState>> done) {
+    Durable(s, s.engine().Bury(id, token, priority), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
+}
+
+Awaitable<Outcome<uint32_t>> LocalTaskService::Kick(std::string queue, uint32_t bound) {
+  Shard& shard = shards_.ForQueue(queue);
+  auto command = [queue = std::move(queue), bound](Shard& s, Completion<Outcome<uint32_t>> done) {
+    Durable(s, s.engine().Kick(queue, bound), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<uint32_t>>(shard, std::move(command));
+}
+
+Awaitable<Outcome<IdState>> LocalTaskService::KickTask(uint64_t id) {
+  auto command = [id](Shard& s, Completion<Outcome<IdState>> done) {
+    Durable(s, s.engine().KickTask(id), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
+}
+
+Awaitable<Outcome<TaskView>> LocalTaskService::Peek(std::string queue, TaskState state) {
+  Shard& shard = shards_.ForQueue(queue);
+  auto command = [queue = std::move(queue), state](Shard& s, Completion<Outcome<TaskView>> done) {
+    done(s.engine().Peek(queue, state));
+  };
+  co_return co_await CallShard<Outcome<TaskView>>(shard, std::move(command));
+}
+
+Awaitable<Outcome<IdState>> LocalTaskService::Delete(uint64_t id, std::string token) {
+  auto command = [id, token = std::move(token)](Shard& s, Completion<Outcome<IdState>> done) {
+    Durable(s, s.engine().Delete(id, token), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
+}
+
 Awaitable<Outcome<TaskView>> LocalTaskService::Get(uint64_t id, int64_t wait_ms, WaitSlot wait) {
   Shard& shard = shards_.ForTask(id);
   auto waits = std::make_shared<ShardWaits>();

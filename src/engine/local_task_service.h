@@ -24,6 +24,13 @@ class LocalTaskService final : public TaskService {
   Awaitable<Outcome<int64_t>> Extend(uint64_t id, ExtendCall call) override;
   Awaitable<Outcome<IdState>> Cancel(uint64_t id) override;
   Awaitable<Outcome<IdState>> Retry(uint64_t id) override;
+  Awaitable<Outcome<IdState>> Release(uint64_t id, std::string token, int32_t priority,
+                                      int64_t delay_ms) override;
+  Awaitable<Outcome<IdState>> Bury(uint64_t id, std::string token, int32_t priority) override;
+  Awaitable<Outcome<uint32_t>> Kick(std::string queue, uint32_t bound) override;
+  Awaitable<Outcome<IdState>> KickTask(uint64_t id) override;
+  Awaitable<Outcome<TaskView>> Peek(std::string queue, TaskState state) override;
+  Awaitable<Outcome<IdState>> Delete(uint64_t id, std::string token) override;
   Awaitable<Outcome<TaskView>> Get(uint64_t id, int64_t wait_ms, WaitSlot wait) override;
   Awaitable<Outcome<TaskPage>> List(std::string queue, std::optional<TaskState> state, size_t limit,
                                     uint64_t after) override;

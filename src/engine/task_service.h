@@ -84,6 +84,16 @@ class TaskService {
   virtual Awaitable<Outcome<int64_t>> Extend(uint64_t id, ExtendCall call) = 0;
   virtual Awaitable<Outcome<IdState>> Cancel(uint64_t id) = 0;
   virtual Awaitable<Outcome<IdState>> Retry(uint64_t id) = 0;
+  // Job-style commands (the beanstalkd protocol's; see Engine): release with a priority
+  // and a delay, bury, kick a queue's dead (else scheduled) tasks or one task, peek at the
+  // head of a state, delete in any unfinished or dead state. All but Peek are durable.
+  virtual Awaitable<Outcome<IdState>> Release(uint64_t id, std::string token, int32_t priority,
+                                              int64_t delay_ms) = 0;
+  virtual Awaitable<Outcome<IdState>> Bury(uint64_t id, std::string token, int32_t priority) = 0;
+  virtual Awaitable<Outcome<uint32_t>> Kick(std::string queue, uint32_t bound) = 0;
+  virtual Awaitable<Outcome<IdState>> KickTask(uint64_t id) = 0;
+  virtual Awaitable<Outcome<TaskView>> Peek(std::string queue, TaskState state) = 0;
+  virtual Awaitable<Outcome<IdState>> Delete(uint64_t id, std::string token) = 0;
   // wait_ms > 0: answers when the task is finished, or with its state when time runs out.
   virtual Awaitable<Outcome<TaskView>> Get(uint64_t id, int64_t wait_ms, WaitSlot wait) = 0;
   virtual Awaitable<Outcome<TaskPage>> List(std::string queue, std::optional<TaskState> state,

@@ -1,0 +1,168 @@
+// Engine, part 4: the job-style commands that the beanstalkd protocol needs (release with
+// a priority and a delay, bury, kick, peek, delete in any state). They are plain task
+// operations, named by what they do to a task; the engine still knows no protocol. On the
+// shard's thread, like the rest of Engine.
+#include <algorithm>
+
+#include "engine/engine.h"
+#include "engine/saturating.h"
+
+namespace conveyor {
+
+Outcome<IdState> Engine::Release(uint64_t id, std::string_view token, int32_t priority,
+                                 int64_t delay_ms) {
+  Tick();
+  if (!journal_.writable()) return {StorageDown(), {}};
+  const int64_t now = Now();
+  Task* task = nullptr;
+  StoredTask stored;
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
+  if (task->state != TaskState::kLeased || task->lease_token() != token) {
+    return {LeaseMismatchError(*task), {}};
+  }
+  task->priority = priority;  // a leased task is in no index ordered by priority
+  task->run_at = SaturatingAdd(now, std::max<int64_t>(delay_ms, 0));
+  SetState(*task, delay_ms > 0 ? TaskState::kScheduled : TaskState::kReady, now);
+  journal_.TaskChanged(*task);
+  ServeWaiters();
+  return IdStateOf(*task);
+}
+
+Outcome<IdState> Engine::Bury(uint64_t id, std::string_view token, int32_t priority) {
+  Tick();
+  if (!journal_.writable()) return {StorageDown(), {}};
+  Task* task = nullptr;
+  StoredTask stored;
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
+  if (task->state != TaskState::kLeased || task->lease_token() != token) {
+    return {LeaseMismatchError(*task), {}};
+  }
+  task->priority = priority;
+  Kill(*task, DeadReason::kBuried, Now());
+  journal_.TaskChanged(*task);
+  return IdStateOf(*task);
+}
+
+std::vector<Task*> Engine::EarliestScheduled(const Queue& queue, size_t n) {
+  std::vector<Task*> out;
+  if (queue.count(TaskState::kScheduled) == 0) return out;
+  for (const auto& [due, id] : timers_) {
+    if (out.size() >= n) break;
+    Task* task = FindTask(id);
+    if (task != nullptr && task->queue == &queue && task->state == TaskState::kScheduled) {
+      out.push_back(task);
+    }
+  }
+  return out;
+}
+
+Outcome<uint32_t> Engine::Kick(std::string_view queue_name, uint32_t bound) {
+  Tick();
+  if (!journal_.writable()) return {StorageDown(), {}};
+  Queue* queue = FindQueue(queue_name);
+  if (queue == nullptr || bound == 0) return Ok<uint32_t>(0);
+  uint32_t kicked = 0;
+  if (queue->count(TaskState::kDead) > 0) {
+    const auto& dead = queue->ids_in(TaskState::kDead);
+    std::vector<uint64_t> ids(dead.begin(),
+                              std::next(dead.begin(), std::min<size_t>(bound, dead.size())));
+    for (uint64_t id : ids) {
+      Task* task = nullptr;
+      StoredTask stored;
+      if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) {
+        if (kicked == 0) return {refused.error, 0};
+        break;  // a storage error part way: what was kicked stays kicked
+      }
+      RetryDead(task, stored);
+      ++kicked;
+    }
+  } else {
+    const int64_t now = Now();
+    for (Task* task : EarliestScheduled(*queue, bound)) {
+      task->run_at = now;
+      SetState(*task, TaskState::kReady, now);
+      journal_.TaskChanged(*task);
+      ++kicked;
+    }
+  }
+  ServeWaiters();
+  return Ok(kicked);
+}
+
+Outcome<IdState> Engine::KickTask(uint64_t id) {
+  Tick();
+  if (!journal_.writable()) return {StorageDown(), {}};
+  Task* task = nullptr;
+  StoredTask stored;
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
+  if (task->state == TaskState::kDead) {
+    task = RetryDead(task, stored);
+  } else if (task->state == TaskState::kScheduled) {
+    const int64_t now = Now();
+    task->run_at = now;
+    SetState(*task, TaskState::kReady, now);
+    journal_.TaskChanged(*task);
+  } else {
+    return Fail<IdState>(ErrorCode::kInvalidState,
+                         std::string("only a dead or scheduled task can be kicked; this one is ") +
+                             std::string(TaskStateName(task->state)));
+  }
+  ServeWaiters();
+  return IdStateOf(*task);
+}
+
+Outcome<TaskView> Engine::Peek(std::string_view queue_name, TaskState state) {
+  Tick();
+  const Queue* queue = FindQueue(queue_name);
+  const Task* found = nullptr;
+  if (queue != nullptr && state == TaskState::kReady && !queue->ready().empty()) {
+    found = *queue->ready().begin();
+  } else if (queue != nullptr && state == TaskState::kScheduled) {
+    std::vector<Task*> next = EarliestScheduled(*queue, 1);
+    if (!next.empty()) found = next.front();
+  } else if (queue != nullptr && state == TaskState::kDead && queue->count(state) > 0) {
+    return GetTask(*queue->ids_in(state).begin());
+  }
+  if (found == nullptr) {
+    return Fail<TaskView>(ErrorCode::kNotFound, std::string("no ") +
+                                                    std::string(TaskStateName(state)) +
+                                                    " task in this queue");
+  }
+  return ViewNow(*found);
+}
+
+Outcome<IdState> Engine::Delete(uint64_t id, std::string_view token) {
+  Tick();
+  if (!journal_.writable()) return {StorageDown(), {}};
+  const int64_t now = Now();
+  Task* task = nullptr;
+  StoredTask stored;
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
+  switch (task->state) {
+    case TaskState::kLeased:
+      if (task->lease_token() != token) return {LeaseMismatchError(*task), {}};
+      task->queue->totals().acked++;
+      SetState(*task, TaskState::kSucceeded, now);
+      journal_.TaskStateChanged(*task);
+      break;
+    case TaskState::kScheduled:
+    case TaskState::kReady:
+      SetState(*task, TaskState::kCanceled, now);
+      journal_.TaskStateChanged(*task);
+      break;
+    case TaskState::kDead:
+      task = Unfinished(task, stored);
+      task->dead_reason = DeadReason::kNone;
+      SetState(*task, TaskState::kCanceled, now);
+      journal_.TaskChanged(*task);
+      break;
+    default:
+      return Fail<IdState>(ErrorCode::kInvalidState,
+                           std::string("the task is already ") +
+                               std::string(TaskStateName(task->state)));
+  }
+  ServeWaiters();
+  return IdStateOf(*task);
+}
+
+}  // namespace conveyor

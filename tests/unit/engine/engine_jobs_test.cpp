@@ -1,0 +1,133 @@
+// The job-style commands of engine_jobs.cpp (release, bury, kick, peek, delete), on a
+// manual clock and a journal that is durable at once.
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+
+namespace conveyor {
+namespace {
+
+class NowJournal final : public Journal {
+ public:
+  void TaskChanged(const Task&) override {}
+  void TaskRemoved(uint64_t, uint8_t) override {}
+  void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
+  void WhenDurable(Callback<void(Error)> done) override { done(Error{}); }
+};
+
+class EngineJobsTest : public ::testing::Test {
+ protected:
+  EngineJobsTest() : engine_(clock_, journal_, shared_, Limits{}, 7) {}
+
+  uint64_t Put(int32_t priority, int64_t delay_ms = 0, std::string_view queue = "q") {
+    TaskSpec spec;
+    spec.priority = priority;
+    spec.payload = "body";
+    spec.payload_kind = PayloadKind::kBytes;
+    if (delay_ms > 0) spec.delay_ms = delay_ms;
+    std::vector<TaskSpec> specs;
+    specs.push_back(std::move(spec));
+    auto result = engine_.Enqueue(queue, std::move(specs));
+    EXPECT_TRUE(result.error.ok());
+    return result.tasks.at(0).id;
+  }
+
+  // Leases one task of the queue at once: (id, token), or (0, "") when none is ready.
+  std::pair<uint64_t, std::string> Reserve(std::string_view queue = "q") {
+    std::pair<uint64_t, std::string> out;
+    engine_.Lease(queue, LeaseRequest{}, [&](LeaseResult r) {
+      if (!r.tasks.empty()) out = {r.tasks[0].id, r.tasks[0].lease_token};
+    });
+    return out;
+  }
+
+  TaskState StateOf(uint64_t id) { return engine_.GetTask(id).value.state; }
+
+  ManualClock clock_;
+  NowJournal journal_;
+  ServerWide shared_{Limits{}};
+  Engine engine_;
+};
+
+TEST_F(EngineJobsTest, ReleaseSetsThePriorityAndTheDelayWithoutAFailure) {
+  const uint64_t a = Put(5);
+  auto [id, token] = Reserve();
+  ASSERT_EQ(id, a);
+  EXPECT_EQ(engine_.Release(a, "not the token", 1, 0).error.code, ErrorCode::kLeaseMismatch);
+  auto released = engine_.Release(a, token, 9, 2000);
+  ASSERT_TRUE(released.error.ok());
+  EXPECT_EQ(released.value.state, TaskState::kScheduled);
+  TaskView view = engine_.GetTask(a).value;
+  EXPECT_EQ(view.priority, 9);
+  EXPECT_TRUE(view.errors.empty());
+  EXPECT_EQ(Reserve().first, 0u);
+  clock_.Advance(2000);
+  engine_.Tick();
+  EXPECT_EQ(StateOf(a), TaskState::kReady);
+  auto again = Reserve();
+  EXPECT_EQ(again.first, a);
+  EXPECT_EQ(engine_.Release(a, again.second, 9, 0).value.state, TaskState::kReady);
+}
+
+TEST_F(EngineJobsTest, BuryKillsWithReasonBuriedAndKickBringsTheLowestIdsBack) {
+  const uint64_t a = Put(1), b = Put(1), c = Put(1);
+  for (uint64_t want : {a, b, c}) {
+    auto [id, token] = Reserve();
+    ASSERT_EQ(id, want);
+    ASSERT_TRUE(engine_.Bury(id, token, 3).error.ok());
+  }
+  TaskView dead = engine_.GetTask(b).value;
+  EXPECT_EQ(dead.state, TaskState::kDead);
+  EXPECT_EQ(dead.dead_reason, DeadReason::kBuried);
+  EXPECT_EQ(dead.priority, 3);
+  EXPECT_EQ(engine_.Peek("q", TaskState::kDead).value.id, a);
+  auto kicked = engine_.Kick("q", 2);
+  ASSERT_TRUE(kicked.error.ok());
+  EXPECT_EQ(kicked.value, 2u);
+  EXPECT_EQ(StateOf(a), TaskState::kReady);
+  EXPECT_EQ(StateOf(b), TaskState::kReady);
+  EXPECT_EQ(StateOf(c), TaskState::kDead);
+  EXPECT_EQ(engine_.KickTask(c).value.state, TaskState::kReady);
+  EXPECT_EQ(engine_.KickTask(c).error.code, ErrorCode::kInvalidState);
+}
+
+TEST_F(EngineJobsTest, KickTakesScheduledTasksEarliestFirstWhenNoneIsDead) {
+  const uint64_t late = Put(0, 9000), early = Put(0, 1000), mid = Put(0, 5000);
+  EXPECT_EQ(engine_.Peek("q", TaskState::kScheduled).value.id, early);
+  EXPECT_EQ(engine_.Kick("q", 2).value, 2u);
+  EXPECT_EQ(StateOf(early), TaskState::kReady);
+  EXPECT_EQ(StateOf(mid), TaskState::kReady);
+  EXPECT_EQ(StateOf(late), TaskState::kScheduled);
+  EXPECT_EQ(engine_.Kick("nothing-here", 5).value, 0u);
+}
+
+TEST_F(EngineJobsTest, PeekReadyIsTheTaskALeaseWouldTake) {
+  Put(1);
+  const uint64_t urgent = Put(7);
+  EXPECT_EQ(engine_.Peek("q", TaskState::kReady).value.id, urgent);
+  EXPECT_EQ(engine_.Peek("q", TaskState::kDead).error.code, ErrorCode::kNotFound);
+  EXPECT_EQ(engine_.Peek("absent", TaskState::kReady).error.code, ErrorCode::kNotFound);
+}
+
+TEST_F(EngineJobsTest, DeleteEndsATaskInEveryStateButFinishedOnes) {
+  const uint64_t ready = Put(0), leased = Put(0), scheduled = Put(0, 5000), dead = Put(0);
+  auto lease = Reserve();
+  ASSERT_EQ(lease.first, ready);
+  // The first lease took `ready`; reserve the other two ready ones in turn.
+  auto second = Reserve();
+  ASSERT_EQ(second.first, leased);
+  auto third = Reserve();
+  ASSERT_EQ(third.first, dead);
+  ASSERT_TRUE(engine_.Bury(dead, third.second, 0).error.ok());
+
+  EXPECT_EQ(engine_.Delete(leased, "wrong").error.code, ErrorCode::kLeaseMismatch);
+  EXPECT_EQ(engine_.Delete(leased, second.second).value.state, TaskState::kSucceeded);
+  EXPECT_EQ(engine_.Delete(scheduled, "").value.state, TaskState::kCanceled);
+  EXPECT_EQ(engine_.Delete(dead, "").value.state, TaskState::kCanceled);
+  EXPECT_EQ(engine_.GetTask(dead).value.dead_reason, DeadReason::kNone);
+  EXPECT_EQ(engine_.Delete(dead, "").error.code, ErrorCode::kInvalidState);
+  EXPECT_EQ(engine_.Delete(999999, "").error.code, ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace conveyor
