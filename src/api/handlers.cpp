@@ -13,22 +13,12 @@
 #include "api/task_spec_decoder.h"
 #include "common/json_writer.h"
 
+#include "engine/queue_name.h"
+
 namespace conveyor {
 namespace {
 
 using boost::asio::awaitable;
-
-bool IsValidQueueName(std::string_view name) {
-  if (name.empty() || name.size() > 128) return false;
-  bool only_dots = true;
-  for (char c : name) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-    only_dots = only_dots && c == '.';
-  }
-  return !only_dots;
-}
 
 Error QueueNameError() {
   return Error{ErrorCode::kInvalidQueueName,

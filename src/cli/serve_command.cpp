@@ -22,6 +22,7 @@
 #include "engine/shard_set.h"
 #include "http/server.h"
 #include "storage/data_dir.h"
+#include "beanstalk/server.h"
 #include "storage/recovery.h"
 #include "storage/rocks_store.h"
 #include "storage/storage_journal.h"
@@ -147,7 +148,13 @@ int RunServe(ServeOptions& options) {
   if (!SplitHostPort(options.listen, host, port)) {
     return Fail("--listen must be HOST:PORT (e.g. 127.0.0.1:8700), got '" + options.listen + "'");
   }
-  if (!options.beanstalk.empty()) return Fail("--beanstalk is not available in this build yet");
+  std::string beanstalk_host;
+  uint16_t beanstalk_port = 0;
+  if (!options.beanstalk.empty() &&
+      !SplitHostPort(options.beanstalk, beanstalk_host, beanstalk_port)) {
+    return Fail("--beanstalk must be HOST:PORT (e.g. 127.0.0.1:11300), got '" +
+                options.beanstalk + "'");
+  }
   if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
 
   const bool durable = options.durability != "none";
@@ -212,13 +219,21 @@ int RunServe(ServeOptions& options) {
   HttpServer server(shards, options.limits, [&api](HttpRequest& request, Connection& connection) {
     return api.Handle(request, connection);
   });
+  beanstalk::BeanstalkServer beanstalk_server(shards, service, options.limits);
   StopInOrder stop_in_order{shards, storage_journals, batch_syncer};  // runs before ~server
   if (std::string error = server.Listen(host, port); !error.empty()) return Fail(error);
+  if (!options.beanstalk.empty()) {
+    if (std::string error = beanstalk_server.Listen(beanstalk_host, beanstalk_port);
+        !error.empty()) {
+      return Fail(error);
+    }
+  }
 
   boost::asio::signal_set signals(shards.io(0), SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     std::cerr << "conveyor: shutting down: answering long-polls, finishing requests" << std::endl;
+    beanstalk_server.StopAccepting();
     boost::asio::co_spawn(shards.io(0), Shutdown(shards, server, options.limits),
                           boost::asio::detached);
   });
@@ -226,6 +241,9 @@ int RunServe(ServeOptions& options) {
             << options.durability << ", data "
             << (durable ? options.data_dir : std::string("in memory only")) << ", "
             << options.threads << " threads)" << std::endl;
+  if (!options.beanstalk.empty()) {
+    std::cout << "conveyor: beanstalkd protocol on " << options.beanstalk << std::endl;
+  }
   shards.Run();
   // stop_in_order (below) ends the commit threads, then frees the shards and io_contexts.
   std::cerr << "conveyor: stopped" << std::endl;

@@ -91,6 +91,7 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.created_at = task.created_at;
   v.run_at = task.run_at;
   v.deadline = task.deadline();
+  v.lease_ms = task.lease_ms();
   v.result = task.result();
   v.progress = task.progress();
   v.errors = task.errors();

@@ -27,6 +27,7 @@ struct TaskView {
   int64_t created_at = 0;
   int64_t run_at = 0;
   int64_t deadline = kNever;
+  int64_t lease_ms = 0;  // the task's own lease time; 0: the queue's
   std::string result;    // as given with the ack (JSON text from HTTP); empty: none
   std::string progress;  // as given with an extend; empty: none
   std::vector<TaskError> errors;

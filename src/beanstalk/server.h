@@ -1,0 +1,40 @@
+// BeanstalkServer: the beanstalkd-protocol listener (`serve --beanstalk ADDR`). Like the
+// HTTP server it accepts on I/O thread 0 and hands each connection round-robin to an I/O
+// thread, where its session lives; above Limits::max_connections (counted apart from
+// HTTP's) a connection is closed at once. Holds the counters `stats` shows.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "beanstalk/stats.h"
+#include "common/limits.h"
+#include "engine/shard_set.h"
+#include "engine/task_service.h"
+
+namespace conveyor::beanstalk {
+
+class BeanstalkServer {
+ public:
+  BeanstalkServer(ShardSet& shards, TaskService& service, const Limits& limits);
+  ~BeanstalkServer();
+
+  // Binds host:port; returns an error sentence, or empty on success.
+  std::string Listen(const std::string& host, uint16_t port);
+  // Closes the listener. REQUIRES: on I/O thread 0.
+  void StopAccepting();
+
+ private:
+  struct Acceptor;
+  boost::asio::awaitable<void> AcceptLoop();
+
+  ShardSet& shards_;
+  TaskService& service_;
+  const Limits& limits_;
+  ServerCounters counters_;
+  std::shared_ptr<Acceptor> acceptor_;
+  std::atomic<size_t> open_connections_{0};
+};
+
+}  // namespace conveyor::beanstalk
