@@ -272,6 +272,30 @@ def beanstalk_rate(binary, fsync, *args):
                      *args)["tasks_per_second"]
 
 
+def conveyor_beanstalk_rate(binary, durability, *args):
+    """The same beanstalkd-protocol load against Conveyor's own listener (issue 11)."""
+    port = free_port()
+    with Server(binary, durability, extra=["--beanstalk", f"127.0.0.1:{port}"]):
+        return bench(binary, "http://127.0.0.1:1", "--beanstalkd", f"127.0.0.1:{port}",
+                     *args)["tasks_per_second"]
+
+
+def beanstalk_protocol_rows(binary, r):
+    """put + reserve + delete, one job a round trip, 100-byte bodies: Conveyor's beanstalkd
+    listener against beanstalkd itself, with the same client, durable beside durable."""
+    for connections in (8, 64):
+        load = ["e2e", "--duration", "5", "--connections", str(connections),
+                "--payload-bytes", "100"]
+        (mem, memv) = median_of(r, lambda: beanstalk_rate(binary, False, *load))
+        (fs, fsv) = median_of(r, lambda: beanstalk_rate(binary, True, *load))
+        for durability in ("none", "sync"):
+            (o, ov) = median_of(r, lambda: conveyor_beanstalk_rate(binary, durability, *load))
+            row(f"beanstalkd protocol: put+reserve+delete, {connections} connections, Conveyor "
+                f"`{durability}`", o, "beanstalkd in memory", mem, f"runs {ov} vs {memv}")
+            row(f"beanstalkd protocol: put+reserve+delete, {connections} connections, Conveyor "
+                f"`{durability}`", o, "beanstalkd -f 0", fs, f"runs {ov} vs {fsv}")
+
+
 PEER_LOAD = os.path.join(HERE, "node", "peer_load.js")
 
 
@@ -386,12 +410,14 @@ def main():
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "..", "build", "conveyor"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="beanstalkd,redis,nginx",
-                    help="comma-separated: beanstalkd,redis,nginx,rabbitmq,nats,bullmq")
+                    help="comma-separated: beanstalkd,redis,nginx,rabbitmq,nats,bullmq,"
+                         "beanstalk-protocol")
     ap.add_argument("--skip", default="", help="rows to leave out: single,e2e,lowload")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     only = set(a.only.split(","))
-    unknown = only - {"beanstalkd", "redis", "nginx", "rabbitmq", "nats", "bullmq"}
+    unknown = only - {"beanstalkd", "redis", "nginx", "rabbitmq", "nats", "bullmq",
+                      "beanstalk-protocol"}
     if unknown:
         ap.error(f"--only: unknown peer {', '.join(sorted(unknown))}")
     # SIGTERM unwinds like Ctrl-C, so every `with` stops its server and removes its dir.
@@ -448,6 +474,8 @@ def main():
                   f"(p99 {op99:.2f} ms) | beanstalkd{' -f 0' if peer else ''} {tcores:.3f} "
                   f"cores (p99 {tp99:.2f} ms) | ×{ocores / max(tcores, 1e-9):.2f} CPU | "
                   f"Conveyor `{conv}` |", flush=True)
+    if "beanstalk-protocol" in only:
+        beanstalk_protocol_rows(binary, r)
     if "redis" in only:
         batch = ["enqueue", "--tasks", "1000000", "--batch", "1000", "--connections", "4"]
         (o, ov) = median_of(r, lambda: conveyor_rate(binary, "sync", *batch))
