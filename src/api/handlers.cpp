@@ -12,7 +12,6 @@
 #include "api/responses.h"
 #include "api/task_spec_decoder.h"
 #include "common/json_writer.h"
-
 #include "engine/queue_name.h"
 
 namespace conveyor {

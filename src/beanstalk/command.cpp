@@ -144,8 +144,7 @@ Command PauseTube(std::string_view args) {
   Command c = Of(CommandKind::kPauseTube);
   c.tube = args.substr(i, end - i);
   std::string_view rest = args.substr(end);
-  if (!ReadU32(rest, true, c.delay) || !IsBeanstalkTubeName(c.tube) ||
-      !IsValidQueueName(c.tube)) {
+  if (!ReadU32(rest, true, c.delay) || !IsBeanstalkTubeName(c.tube) || !IsValidQueueName(c.tube)) {
     return Bad();
   }
   return c;

@@ -13,6 +13,10 @@
 #include "engine/shard_set.h"
 #include "engine/task_service.h"
 
+namespace conveyor {
+class Listener;
+}
+
 namespace conveyor::beanstalk {
 
 class BeanstalkServer {
@@ -26,14 +30,11 @@ class BeanstalkServer {
   void StopAccepting();
 
  private:
-  struct Acceptor;
-  boost::asio::awaitable<void> AcceptLoop();
-
   ShardSet& shards_;
   TaskService& service_;
   const Limits& limits_;
   ServerCounters counters_;
-  std::shared_ptr<Acceptor> acceptor_;
+  std::unique_ptr<Listener> listener_;
   std::atomic<size_t> open_connections_{0};
 };
 

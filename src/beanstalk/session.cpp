@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <optional>
 
 #include "beanstalk/command.h"
 #include "common/clock.h"
@@ -91,6 +92,8 @@ class Session {
     held_[task.id] = Held{task.lease_token, task.priority, task.lease_expires_at};
   }
   bool DeadlineSoon() const;
+  // The lease token of a job this connection holds, taken out of held_; none if it holds none.
+  std::optional<std::string> TakeHeld(uint64_t id);
   int64_t SoonestExpiry() const;
 
   tcp::socket socket_;
@@ -178,8 +181,8 @@ asio::awaitable<void> Session::Run() {
       continue;
     }
     const Command command = ParseCommand(line);
-    ctx_.counters.commands[static_cast<size_t>(command.kind)].fetch_add(
-        1, std::memory_order_relaxed);
+    ctx_.counters.commands[static_cast<size_t>(command.kind)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
     if (!(co_await Dispatch(command))) break;
     if (out_.size() >= kFlushBytes && !(co_await Flush())) break;
   }
@@ -518,29 +521,29 @@ asio::awaitable<void> Session::Delete(uint64_t id) {
   }
 }
 
-asio::awaitable<void> Session::Release(const Command& c) {
-  auto it = held_.find(c.id);
-  if (it == held_.end()) {
-    Reply("NOT_FOUND");
-    co_return;
-  }
-  std::string token = it->second.token;
+std::optional<std::string> Session::TakeHeld(uint64_t id) {
+  auto it = held_.find(id);
+  if (it == held_.end()) return std::nullopt;
+  std::string token = std::move(it->second.token);
   held_.erase(it);
-  Outcome<IdState> out =
-      co_await service_.Release(c.id, std::move(token), PriorityOf(c.pri), int64_t{c.delay} * 1000);
-  Reply(out.error.ok() ? "RELEASED" : "NOT_FOUND");
+  return token;
+}
+
+asio::awaitable<void> Session::Release(const Command& c) {
+  std::optional<std::string> token = TakeHeld(c.id);
+  Outcome<IdState> out;
+  if (token) {
+    out = co_await service_.Release(c.id, std::move(*token), PriorityOf(c.pri),
+                                    int64_t{c.delay} * 1000);
+  }
+  Reply(token && out.error.ok() ? "RELEASED" : "NOT_FOUND");
 }
 
 asio::awaitable<void> Session::Bury(const Command& c) {
-  auto it = held_.find(c.id);
-  if (it == held_.end()) {
-    Reply("NOT_FOUND");
-    co_return;
-  }
-  std::string token = it->second.token;
-  held_.erase(it);
-  Outcome<IdState> out = co_await service_.Bury(c.id, std::move(token), PriorityOf(c.pri));
-  Reply(out.error.ok() ? "BURIED" : "NOT_FOUND");
+  std::optional<std::string> token = TakeHeld(c.id);
+  Outcome<IdState> out;
+  if (token) out = co_await service_.Bury(c.id, std::move(*token), PriorityOf(c.pri));
+  Reply(token && out.error.ok() ? "BURIED" : "NOT_FOUND");
 }
 
 asio::awaitable<void> Session::Touch(uint64_t id) {

@@ -20,8 +20,8 @@ namespace conveyor::beanstalk {
 struct SessionContext {
   TaskService& service;
   const Limits& limits;
-  ServerCounters& counters;                // the `stats` counters, shared by the sessions
-  std::atomic<size_t>& open_connections;   // decremented when the session ends
+  ServerCounters& counters;               // the `stats` counters, shared by the sessions
+  std::atomic<size_t>& open_connections;  // decremented when the session ends
 };
 
 boost::asio::awaitable<void> RunSession(boost::asio::ip::tcp::socket socket,

@@ -50,10 +50,9 @@ namespace {
 int64_t Seconds(int64_t ms) { return ms > 0 ? ms / 1000 : 0; }
 
 uint64_t TimeoutsOf(const TaskView& task) {
-  return static_cast<uint64_t>(std::count_if(task.errors.begin(), task.errors.end(),
-                                             [](const TaskError& e) {
-                                               return e.message == "lease expired";
-                                             }));
+  return static_cast<uint64_t>(
+      std::count_if(task.errors.begin(), task.errors.end(),
+                    [](const TaskError& e) { return e.message == "lease expired"; }));
 }
 
 }  // namespace
@@ -133,9 +132,8 @@ std::string StatsYaml(const std::vector<QueueSnapshot>& queues, const ServerCoun
       "platform: {}\n",
       get(c.job_timeouts), get(c.total_jobs), max_job_bytes, queues.size(), open_connections,
       get(c.producers), get(c.workers), get(c.waiting), get(c.total_connections), getpid(),
-      usage.ru_utime.tv_sec, usage.ru_utime.tv_usec, usage.ru_stime.tv_sec,
-      usage.ru_stime.tv_usec, (now_mono_ms - c.started_mono_ms) / 1000, host.nodename,
-      host.version, host.machine);
+      usage.ru_utime.tv_sec, usage.ru_utime.tv_usec, usage.ru_stime.tv_sec, usage.ru_stime.tv_usec,
+      (now_mono_ms - c.started_mono_ms) / 1000, host.nodename, host.version, host.machine);
   return out;
 }
 

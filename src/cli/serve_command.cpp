@@ -16,13 +16,13 @@
 #include <thread>
 
 #include "api/handlers.h"
+#include "beanstalk/server.h"
 #include "cli/commands.h"
 #include "common/clock.h"
 #include "engine/local_task_service.h"
 #include "engine/shard_set.h"
 #include "http/server.h"
 #include "storage/data_dir.h"
-#include "beanstalk/server.h"
 #include "storage/recovery.h"
 #include "storage/rocks_store.h"
 #include "storage/storage_journal.h"
@@ -152,8 +152,8 @@ int RunServe(ServeOptions& options) {
   uint16_t beanstalk_port = 0;
   if (!options.beanstalk.empty() &&
       !SplitHostPort(options.beanstalk, beanstalk_host, beanstalk_port)) {
-    return Fail("--beanstalk must be HOST:PORT (e.g. 127.0.0.1:11300), got '" +
-                options.beanstalk + "'");
+    return Fail("--beanstalk must be HOST:PORT (e.g. 127.0.0.1:11300), got '" + options.beanstalk +
+                "'");
   }
   if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
 

@@ -322,6 +322,24 @@ constexpr const char* kNoTask = "no task with this id";
 
 }  // namespace
 
+Task* Engine::HeldTask(uint64_t id, std::string_view token, StoredTask& stored, Error& refused) {
+  Tick();
+  if (!journal_.writable()) {
+    refused = StorageDown();
+    return nullptr;
+  }
+  Task* task = nullptr;
+  if (Outcome<IdState> r; !Locate(id, task, stored, r)) {
+    refused = std::move(r.error);
+    return nullptr;
+  }
+  if (task->state != TaskState::kLeased || task->lease_token() != token) {
+    refused = LeaseMismatchError(*task);
+    return nullptr;
+  }
+  return task;
+}
+
 Error Engine::LeaseMismatchError(const Task& task) {
   std::string message = task.state == TaskState::kLeased
                             ? "the lease token is not the current lease of this task"
@@ -380,15 +398,11 @@ Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string re
 
 Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_view message,
                               std::optional<int64_t> retry_in_ms, bool dead) {
-  Tick();
-  if (!journal_.writable()) return {StorageDown(), {}};
-  const int64_t now = Now();
-  Task* task = nullptr;
   StoredTask stored;
-  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state != TaskState::kLeased || task->lease_token() != token) {
-    return LeaseMismatch<IdState>(*task);
-  }
+  Error refused;
+  Task* task = HeldTask(id, token, stored, refused);
+  if (task == nullptr) return {refused, {}};
+  const int64_t now = Now();
   task->queue->totals().nacked++;
   AddError(*task, now, message);
   if (dead) {
@@ -409,14 +423,10 @@ Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_v
 
 Outcome<int64_t> Engine::Extend(uint64_t id, std::string_view token,
                                 std::optional<int64_t> lease_ms, std::string progress) {
-  Tick();
-  if (!journal_.writable()) return {StorageDown(), {}};
-  Task* task = nullptr;
   StoredTask stored;
-  if (Outcome<int64_t> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state != TaskState::kLeased || task->lease_token() != token) {
-    return LeaseMismatch<int64_t>(*task);
-  }
+  Error refused;
+  Task* task = HeldTask(id, token, stored, refused);
+  if (task == nullptr) return {refused, {}};
   task->set_lease_expires_at(SaturatingAdd(Now(), EffectiveLeaseMs(*task, lease_ms.value_or(0))));
   Rearm(*task);
   if (!progress.empty()) {

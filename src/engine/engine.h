@@ -119,8 +119,7 @@ class Engine {
   // Job-style commands (the beanstalkd protocol's; engine_jobs.cpp). Release: a leased
   // task back to ready (delay 0) or scheduled, with a new priority, not counted as a
   // failure. Bury: a leased task dead with reason `buried`, with a new priority.
-  Outcome<IdState> Release(uint64_t id, std::string_view token, int32_t priority,
-                           int64_t delay_ms);
+  Outcome<IdState> Release(uint64_t id, std::string_view token, int32_t priority, int64_t delay_ms);
   Outcome<IdState> Bury(uint64_t id, std::string_view token, int32_t priority);
   // Kick: up to `bound` dead tasks of the queue back to ready (lowest ids first), or, when
   // it has none, up to `bound` scheduled ones (earliest run time first). The count.
@@ -247,6 +246,9 @@ class Engine {
   template <typename T>
   bool Locate(uint64_t id, Task*& task, StoredTask& stored, Outcome<T>& refused);
   Task* Revive(StoredTask stored);
+  // For a command on a leased task: the task when `token` is its current lease; else null
+  // and `refused` says why (storage refusing changes, no such task, not this lease).
+  Task* HeldTask(uint64_t id, std::string_view token, StoredTask& stored, Error& refused);
   // A finished task (in memory, or `stored` when it was read back) out of its finished
   // indexes, in memory again; the caller sets its next state.
   Task* Unfinished(Task* task, StoredTask& stored);

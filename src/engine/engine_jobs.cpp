@@ -11,15 +11,11 @@ namespace conveyor {
 
 Outcome<IdState> Engine::Release(uint64_t id, std::string_view token, int32_t priority,
                                  int64_t delay_ms) {
-  Tick();
-  if (!journal_.writable()) return {StorageDown(), {}};
-  const int64_t now = Now();
-  Task* task = nullptr;
   StoredTask stored;
-  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state != TaskState::kLeased || task->lease_token() != token) {
-    return {LeaseMismatchError(*task), {}};
-  }
+  Error refused;
+  Task* task = HeldTask(id, token, stored, refused);
+  if (task == nullptr) return {refused, {}};
+  const int64_t now = Now();
   task->priority = priority;  // a leased task is in no index ordered by priority
   task->run_at = SaturatingAdd(now, std::max<int64_t>(delay_ms, 0));
   SetState(*task, delay_ms > 0 ? TaskState::kScheduled : TaskState::kReady, now);
@@ -29,14 +25,10 @@ Outcome<IdState> Engine::Release(uint64_t id, std::string_view token, int32_t pr
 }
 
 Outcome<IdState> Engine::Bury(uint64_t id, std::string_view token, int32_t priority) {
-  Tick();
-  if (!journal_.writable()) return {StorageDown(), {}};
-  Task* task = nullptr;
   StoredTask stored;
-  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
-  if (task->state != TaskState::kLeased || task->lease_token() != token) {
-    return {LeaseMismatchError(*task), {}};
-  }
+  Error refused;
+  Task* task = HeldTask(id, token, stored, refused);
+  if (task == nullptr) return {refused, {}};
   task->priority = priority;
   Kill(*task, DeadReason::kBuried, Now());
   journal_.TaskChanged(*task);
@@ -124,9 +116,9 @@ Outcome<TaskView> Engine::Peek(std::string_view queue_name, TaskState state) {
     return GetTask(*queue->ids_in(state).begin());
   }
   if (found == nullptr) {
-    return Fail<TaskView>(ErrorCode::kNotFound, std::string("no ") +
-                                                    std::string(TaskStateName(state)) +
-                                                    " task in this queue");
+    return Fail<TaskView>(
+        ErrorCode::kNotFound,
+        std::string("no ") + std::string(TaskStateName(state)) + " task in this queue");
   }
   return ViewNow(*found);
 }
@@ -157,9 +149,8 @@ Outcome<IdState> Engine::Delete(uint64_t id, std::string_view token) {
       journal_.TaskChanged(*task);
       break;
     default:
-      return Fail<IdState>(ErrorCode::kInvalidState,
-                           std::string("the task is already ") +
-                               std::string(TaskStateName(task->state)));
+      return Fail<IdState>(ErrorCode::kInvalidState, std::string("the task is already ") +
+                                                         std::string(TaskStateName(task->state)));
   }
   ServeWaiters();
   return IdStateOf(*task);

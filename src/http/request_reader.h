@@ -8,8 +8,8 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <optional>
@@ -36,7 +36,8 @@ struct ReadOutcome {
 size_t ReadBufferLimit(const Limits& limits);
 
 // Reads a complete request (header and body). REQUIRES: buffer was made with
-// ReadBufferLimit(limits) as its max size, and the caller has set the session's deadline (LiveSession).
+// ReadBufferLimit(limits) as its max size, and the caller has set the session's deadline
+// (LiveSession).
 boost::asio::awaitable<ReadOutcome> ReadRequest(boost::asio::ip::tcp::socket& stream,
                                                 boost::beast::flat_buffer& buffer,
                                                 RequestParser& parser, const Limits& limits);

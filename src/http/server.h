@@ -15,6 +15,8 @@
 
 namespace conveyor {
 
+class Listener;
+
 class HttpServer {
  public:
   HttpServer(ShardSet& shards, const Limits& limits, HttpHandler handler);
@@ -31,13 +33,10 @@ class HttpServer {
   size_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
 
  private:
-  struct Acceptor;
-  boost::asio::awaitable<void> AcceptLoop();
-
   ShardSet& shards_;
   const Limits& limits_;
   HttpHandler handler_;
-  std::shared_ptr<Acceptor> acceptor_;  // also held by the accept loop while it runs
+  std::unique_ptr<Listener> listener_;
   std::atomic<size_t> open_connections_{0};
   std::atomic<bool> draining_{false};
 };

@@ -86,9 +86,8 @@ class SessionConnection final : public Connection {
     const size_t room = buffer_.max_size() - buffer_.size();
     if (room == 0) return;  // the buffer is full of pipelined bytes: backpressure
     reading_ = true;
-    socket_.async_read_some(
-        buffer_.prepare(std::min<size_t>(room, 4096)),
-        [this](boost::system::error_code ec, size_t n) { OnRead(ec, n); });
+    socket_.async_read_some(buffer_.prepare(std::min<size_t>(room, 4096)),
+                            [this](boost::system::error_code ec, size_t n) { OnRead(ec, n); });
   }
 
   void OnRead(boost::system::error_code ec, size_t n) {
@@ -178,8 +177,8 @@ asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   beast::flat_buffer buffer(ReadBufferLimit(limits));
   SessionConnection connection(socket, buffer);
   std::string response_head;  // reused by every response of this connection
-  RequestArena arena;          // each request's header fields
-  std::string body_store;      // the last request's body buffer, for the next one
+  RequestArena arena;         // each request's header fields
+  std::string body_store;     // the last request's body buffer, for the next one
 
   for (;;) {
     if (context.draining.load(std::memory_order_relaxed)) co_return;
