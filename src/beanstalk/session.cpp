@@ -61,6 +61,12 @@ class Session {
   asio::awaitable<bool> Put(const Command& c);
   asio::awaitable<bool> Reserve(int64_t timeout_s);
   asio::awaitable<void> ReserveJob(uint64_t id);
+  asio::awaitable<void> PauseTube(const Command& c);
+  void MarkWorker() {
+    if (worker_) return;
+    worker_ = true;
+    ctx_.counters.workers.fetch_add(1, std::memory_order_relaxed);
+  }
   asio::awaitable<void> Delete(uint64_t id);
   asio::awaitable<void> Release(const Command& c);
   asio::awaitable<void> Bury(const Command& c);
@@ -291,8 +297,7 @@ asio::awaitable<bool> Session::Dispatch(const Command& c) {
       co_await Stats();
       break;
     case CommandKind::kPauseTube:
-      // A timed pause needs the engine's support (next step of the issue).
-      Reply("INTERNAL_ERROR");
+      co_await PauseTube(c);
       break;
   }
   co_return true;
@@ -414,10 +419,7 @@ class CloseWatch {
 };
 
 asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
-  if (!worker_) {
-    worker_ = true;
-    ctx_.counters.workers.fetch_add(1, std::memory_order_relaxed);
-  }
+  MarkWorker();
   const int64_t until = timeout_s < 0 ? kNever : NowMs() + timeout_s * 1000;
   bool first = true;
   for (;;) {
@@ -480,30 +482,26 @@ asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
 }
 
 asio::awaitable<void> Session::ReserveJob(uint64_t id) {
-  // A job that no one holds is taken through the lease of its own queue: look it up, and
-  // lease from that queue only while it is the head... beanstalkd reserves any job by id;
-  // until the engine has a lease by id, reserve-job answers for ready heads only.
-  Outcome<TaskView> task = co_await service_.Get(id, 0, nullptr);
-  if (!task.error.ok() || task.value.state != TaskState::kReady) {
-    Reply("NOT_FOUND");
+  LeaseRequest request;
+  request.worker = "beanstalk";
+  LeaseResult result = co_await service_.LeaseTask(id, std::move(request));
+  if (result.tasks.empty()) {
+    const bool storage = result.error.code == ErrorCode::kStorageUnavailable ||
+                         result.error.code == ErrorCode::kStorageTimeout;
+    Reply(storage ? "INTERNAL_ERROR" : "NOT_FOUND");
     co_return;
   }
-  Outcome<TaskView> head = co_await service_.Peek(task.value.queue, TaskState::kReady);
-  if (!head.error.ok() || head.value.id != id) {
-    Reply("NOT_FOUND");
-    co_return;
-  }
-  LeaseCommand command;
-  command.queues = {task.value.queue};
-  command.request.worker = "beanstalk";
-  LeaseResult result = co_await service_.Lease(std::move(command), nullptr);
-  if (result.tasks.empty() || result.tasks[0].id != id) {
-    if (!result.granted.empty()) service_.ReleaseUndelivered(std::move(result.granted));
-    Reply("NOT_FOUND");
-    co_return;
-  }
+  MarkWorker();
   Remember(result.tasks[0]);
   ReplyJob("RESERVED", result.tasks[0]);
+}
+
+asio::awaitable<void> Session::PauseTube(const Command& c) {
+  // beanstalkd knows the tubes that are used or watched too; so does this connection.
+  const bool known = c.tube == kDefaultTube || c.tube == used_ ||
+                     std::find(watched_.begin(), watched_.end(), c.tube) != watched_.end();
+  Error e = co_await service_.PauseQueue(std::string(c.tube), int64_t{c.delay} * 1000, known);
+  Reply(e.ok() ? "PAUSED" : "NOT_FOUND");
 }
 
 asio::awaitable<void> Session::Delete(uint64_t id) {
@@ -595,7 +593,7 @@ asio::awaitable<void> Session::StatsTube(std::string_view tube) {
   std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
   for (const QueueSnapshot& q : all) {
     if (q.name == tube) {
-      ReplyYaml(StatsTubeYaml(q));
+      ReplyYaml(StatsTubeYaml(q, SystemClock::Instance().MonoMs()));
       co_return;
     }
   }
@@ -603,7 +601,7 @@ asio::awaitable<void> Session::StatsTube(std::string_view tube) {
       std::find(watched_.begin(), watched_.end(), tube) != watched_.end()) {
     QueueSnapshot empty;
     empty.name = std::string(tube);
-    ReplyYaml(StatsTubeYaml(empty));
+    ReplyYaml(StatsTubeYaml(empty, SystemClock::Instance().MonoMs()));
     co_return;
   }
   Reply("NOT_FOUND");

@@ -46,7 +46,7 @@ struct ServerCounters {
 };
 
 std::string StatsJobYaml(const TaskView& task, int64_t now_ms);
-std::string StatsTubeYaml(const QueueSnapshot& queue);
+std::string StatsTubeYaml(const QueueSnapshot& queue, int64_t now_mono_ms);
 std::string StatsYaml(const std::vector<QueueSnapshot>& queues, const ServerCounters& counters,
                       size_t open_connections, size_t max_job_bytes, int64_t now_mono_ms);
 std::string ListYaml(const std::vector<std::string>& names);

@@ -77,13 +77,19 @@ Queue* Engine::FindQueue(std::string_view name) {
   return it == queues_.end() ? nullptr : it->second.get();
 }
 
-bool Engine::IsBare(const Queue& queue) { return queue.empty() && queue.config() == QueueConfig{}; }
+bool Engine::IsBare(const Queue& queue) {
+  return queue.empty() && queue.config() == QueueConfig{} && queue.pause_until() == 0;
+}
+
+bool Engine::Paused(const Queue& queue) const {
+  return queue.config().paused || queue.pause_until() > Mono();
+}
 
 void Engine::MaybeForget(Queue& queue) {
   if (!IsBare(queue) || !queue.waiters().empty()) return;
   std::erase(queues_with_new_ready_, &queue);
   if (queue.purge_due() != kNever) purge_timers_.erase({queue.purge_due(), &queue});
-  const std::string name = queue.name();
+  const std::string name = queue.name();  // (a bare queue has no pause timer)
   queues_.erase(AbslView(name));
 }
 
@@ -594,7 +600,7 @@ Outcome<QueueConfig> Engine::ConfigureQueue(std::string_view queue_name,
   // Tasks that finished before the change follow the new retention too; the ones now
   // past it are purged by the next ticks, a slice at a time.
   if (queue.config().retention_ms != old_retention) ArmPurge(queue);
-  if (!queue.config().paused && !queue.ready().empty()) MarkReady(queue);
+  if (!Paused(queue) && !queue.ready().empty()) MarkReady(queue);
   ServeWaiters();
   Outcome<QueueConfig> out = Ok(queue.config());
   MaybeForget(queue);
@@ -664,6 +670,7 @@ void Engine::Reset() {
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
   ++generation_;
   purge_timers_.clear();
+  pause_timers_.clear();  // (a reload ends the pauses: they are not stored)
   finished_this_command_.clear();
   shared_.live_tasks.Give(live_tasks_);
   live_tasks_ = 0;

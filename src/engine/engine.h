@@ -129,6 +129,12 @@ class Engine {
   // The task a lease would take next (ready), the next to run (scheduled), or the dead
   // task with the lowest id; kNotFound when there is none.
   Outcome<TaskView> Peek(std::string_view queue, TaskState state);
+  // Leases one task by id, whatever queue it is in: a ready, scheduled or dead one
+  // (beanstalkd's reserve-job). kInvalidState for a task in another state.
+  LeaseResult LeaseTask(uint64_t id, const LeaseRequest& request);
+  // No lease takes a task of the queue for delay_ms (0 or less: the pause ends now).
+  // kNotFound for a queue that does not exist, unless `create`.
+  Error PauseQueue(std::string_view queue, int64_t delay_ms, bool create);
   // Ends a task whatever its unfinished or dead state: a leased one (with its token) as
   // succeeded, a scheduled, ready or dead one as canceled. Succeeded or canceled tasks
   // are refused (kInvalidState).
@@ -227,6 +233,9 @@ class Engine {
   // A queue with no tasks and the default config is not listed, and is forgotten once no
   // waiter is parked on it either.
   static bool IsBare(const Queue& queue);
+  // Paused by its config, or for a while (PauseQueue).
+  bool Paused(const Queue& queue) const;
+  void Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now);
   void MaybeForget(Queue& queue);
 
   void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
@@ -324,6 +333,8 @@ class Engine {
   absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
   // (monotonic due, queue): when the head of a queue's finished FIFO is due for purge.
   absl::btree_set<std::pair<int64_t, Queue*>> purge_timers_;
+  // The ends of timed pauses (monotonic), one entry per paused queue.
+  absl::btree_set<std::pair<int64_t, Queue*>> pause_timers_;
   TaskReader* reader_ = nullptr;
   std::vector<uint64_t> finished_this_command_;
   bool timers_held_ = false;

@@ -123,6 +123,50 @@ Outcome<TaskView> Engine::Peek(std::string_view queue_name, TaskState state) {
   return ViewNow(*found);
 }
 
+LeaseResult Engine::LeaseTask(uint64_t id, const LeaseRequest& request) {
+  Tick();
+  LeaseResult out;
+  if (!journal_.writable()) {
+    out.error = StorageDown();
+    return out;
+  }
+  Task* task = nullptr;
+  StoredTask stored;
+  if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) {
+    out.error = std::move(refused.error);
+    return out;
+  }
+  if (task->state == TaskState::kDead) {
+    task = Unfinished(task, stored);
+    task->dead_reason = DeadReason::kNone;
+  } else if (task->state != TaskState::kReady && task->state != TaskState::kScheduled) {
+    out.error = Error{ErrorCode::kInvalidState,
+                      std::string("only a ready, scheduled or dead task can be leased by id; "
+                                  "this one is ") +
+                          std::string(TaskStateName(task->state))};
+    return out;
+  }
+  Grant(*task, request.lease_ms, request.worker, Now());
+  return BuildLeaseResult({task}, /*truncated=*/false);
+}
+
+Error Engine::PauseQueue(std::string_view name, int64_t delay_ms, bool create) {
+  Tick();
+  Queue* queue = create ? &GetOrCreateQueue(name) : FindQueue(name);
+  if (queue == nullptr) return Error{ErrorCode::kNotFound, "no such queue"};
+  if (queue->pause_until() != 0) pause_timers_.erase({queue->pause_until(), queue});
+  if (delay_ms <= 0) {
+    queue->set_pause(0, 0);
+    if (!Paused(*queue) && !queue->ready().empty()) MarkReady(*queue);
+    ServeWaiters();
+    MaybeForget(*queue);
+    return Error{};
+  }
+  queue->set_pause(SaturatingAdd(Mono(), delay_ms), delay_ms);
+  pause_timers_.insert({queue->pause_until(), queue});
+  return Error{};
+}
+
 Outcome<IdState> Engine::Delete(uint64_t id, std::string_view token) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};

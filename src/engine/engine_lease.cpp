@@ -44,7 +44,7 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
                                     std::string_view worker, int64_t now, bool* truncated,
                                     size_t bytes) {
   std::vector<Task*> leased;
-  if (queue.config().paused) return leased;
+  if (Paused(queue)) return leased;
   while (leased.size() < max && !queue.ready().empty()) {
     Task& task = *FindTask((*queue.ready().begin())->id);
     if (task.deadline() <= now) {
@@ -59,17 +59,21 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     }
     bytes += cost;
     queue.RecordReadyWait(now - task.ready_at);
-    task.attempts++;
-    TaskCold& cold = task.cold();
-    cold.lease_token = tokens_.Token128();
-    cold.lease_worker = worker;
-    cold.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
-    SetState(task, TaskState::kLeased, now);
-    queue.totals().leased++;
-    journal_.TaskStateChanged(task);
+    Grant(task, lease_ms, worker, now);
     leased.push_back(&task);
   }
   return leased;
+}
+
+void Engine::Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now) {
+  task.attempts++;
+  TaskCold& cold = task.cold();
+  cold.lease_token = tokens_.Token128();
+  cold.lease_worker = worker;
+  cold.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
+  SetState(task, TaskState::kLeased, now);
+  task.queue->totals().leased++;
+  journal_.TaskStateChanged(task);
 }
 
 LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) {
@@ -111,7 +115,7 @@ void Engine::Lease(std::string_view queue_name, LeaseRequest request,
 Queue* Engine::MostUrgent(const std::vector<Queue*>& queues) {
   Queue* best = nullptr;
   for (Queue* q : queues) {
-    if (q == nullptr || q->config().paused || q->ready().empty()) continue;
+    if (q == nullptr || Paused(*q) || q->ready().empty()) continue;
     if (best == nullptr || ReadyOrder{}(*q->ready().begin(), *best->ready().begin())) best = q;
   }
   return best;
@@ -230,7 +234,7 @@ void Engine::ServeWaiters() {
   while (!queues_with_new_ready_.empty()) {
     Queue* queue = queues_with_new_ready_.back();
     queues_with_new_ready_.pop_back();
-    while (!queue->waiters().empty() && !queue->ready().empty() && !queue->config().paused) {
+    while (!queue->waiters().empty() && !queue->ready().empty() && !Paused(*queue)) {
       LeaseWait wait = Unpark(queue->waiters().front());
       std::vector<Task*> leased;
       bool truncated = false;

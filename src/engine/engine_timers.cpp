@@ -165,6 +165,13 @@ void Engine::Tick() {
     ArmPurge(*queue);  // the next head (still due if the slice ran out: the next tick)
     MaybeForget(*queue);
   }
+  while (!pause_timers_.empty() && pause_timers_.begin()->first <= mono) {
+    Queue* queue = pause_timers_.begin()->second;
+    pause_timers_.erase(pause_timers_.begin());
+    queue->set_pause(0, 0);
+    if (!Paused(*queue) && !queue->ready().empty()) MarkReady(*queue);
+    MaybeForget(*queue);
+  }
   ServeWaiters();
   while (!waiter_deadlines_.empty() && waiter_deadlines_.begin()->first <= mono) {
     CancelWaiter(waiter_deadlines_.begin()->second);
@@ -175,6 +182,7 @@ int64_t Engine::NextWakeup() const {
   int64_t next = kNever;
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!purge_timers_.empty()) next = std::min(next, purge_timers_.begin()->first);
+  if (!pause_timers_.empty()) next = std::min(next, pause_timers_.begin()->first);
   // Held timers: come back soon, but give other work (and a refusing journal) a moment.
   if (timers_held_) next = std::max(next, Mono() + (journal_.writable() ? 0 : 10));
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.begin()->first);

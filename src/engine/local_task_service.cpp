@@ -269,6 +269,23 @@ Awaitable<Outcome<IdState>> LocalTaskService::Delete(uint64_t id, std::string to
   co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
 }
 
+Awaitable<LeaseResult> LocalTaskService::LeaseTask(uint64_t id, LeaseRequest request) {
+  // A lease need not wait for fsync (SPEC.md, Durability), but the revival of a dead
+  // task it may include must: the answer waits for the journal like a retry's.
+  auto command = [id, request = std::move(request)](Shard& s, Completion<LeaseResult> done) {
+    Durable(s, s.engine().LeaseTask(id, request), std::move(done));
+  };
+  co_return co_await CallShard<LeaseResult>(shards_.ForTask(id), std::move(command));
+}
+
+Awaitable<Error> LocalTaskService::PauseQueue(std::string queue, int64_t delay_ms, bool create) {
+  Shard& shard = shards_.ForQueue(queue);
+  auto command = [queue = std::move(queue), delay_ms, create](Shard& s, Completion<Error> done) {
+    done(s.engine().PauseQueue(queue, delay_ms, create));
+  };
+  co_return co_await CallShard<Error>(shard, std::move(command));
+}
+
 Awaitable<Outcome<TaskView>> LocalTaskService::Get(uint64_t id, int64_t wait_ms, WaitSlot wait) {
   Shard& shard = shards_.ForTask(id);
   auto waits = std::make_shared<ShardWaits>();

@@ -31,6 +31,8 @@ class LocalTaskService final : public TaskService {
   Awaitable<Outcome<IdState>> KickTask(uint64_t id) override;
   Awaitable<Outcome<TaskView>> Peek(std::string queue, TaskState state) override;
   Awaitable<Outcome<IdState>> Delete(uint64_t id, std::string token) override;
+  Awaitable<LeaseResult> LeaseTask(uint64_t id, LeaseRequest request) override;
+  Awaitable<Error> PauseQueue(std::string queue, int64_t delay_ms, bool create) override;
   Awaitable<Outcome<TaskView>> Get(uint64_t id, int64_t wait_ms, WaitSlot wait) override;
   Awaitable<Outcome<TaskPage>> List(std::string queue, std::optional<TaskState> state, size_t limit,
                                     uint64_t after) override;

@@ -92,6 +92,15 @@ class Queue {
   absl::flat_hash_map<uint64_t, std::string>& finished_keys() { return finished_keys_; }
   // The monotonic time the Engine's purge timer of this queue is armed for, or kNever.
   int64_t& purge_due() { return purge_due_; }
+  // A pause for a while (beanstalkd's pause-tube), on the monotonic clock: no lease takes
+  // a task of the queue before it ends; 0 when there is none. Not stored: a restart ends
+  // it, as beanstalkd's. pause_ms is the length it was given.
+  int64_t pause_until() const { return pause_until_; }
+  int64_t pause_ms() const { return pause_ms_; }
+  void set_pause(int64_t until, int64_t ms) {
+    pause_until_ = until;
+    pause_ms_ = ms;
+  }
   void AddUnpublished() { ++unpublished_; }
   void RemoveUnpublished() { --unpublished_; }
 
@@ -118,6 +127,8 @@ class Queue {
   std::deque<std::pair<int64_t, uint64_t>> finished_;
   absl::flat_hash_map<uint64_t, std::string> finished_keys_;
   int64_t purge_due_ = kNever;
+  int64_t pause_until_ = 0;
+  int64_t pause_ms_ = 0;
   QueueTotals totals_;
   absl::flat_hash_map<std::string, uint64_t> idempotency_;
   std::list<uint64_t> waiters_;

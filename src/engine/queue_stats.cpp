@@ -10,6 +10,8 @@ QueueSnapshot SnapshotOf(const Queue& queue) {
   s.config = queue.config();
   s.wait_buckets = queue.wait_buckets();
   s.wait_sum_ms = queue.wait_sum_ms();
+  s.pause_ms = queue.pause_ms();
+  s.pause_until_mono = queue.pause_until();
   return s;
 }
 

@@ -17,6 +17,8 @@ struct QueueSnapshot {
   QueueConfig config;
   std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets{};
   int64_t wait_sum_ms = 0;
+  int64_t pause_ms = 0;          // a timed pause's length (PauseQueue); 0: none
+  int64_t pause_until_mono = 0;  // its end on the monotonic clock
 };
 
 QueueSnapshot SnapshotOf(const Queue& queue);

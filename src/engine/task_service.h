@@ -94,6 +94,9 @@ class TaskService {
   virtual Awaitable<Outcome<IdState>> KickTask(uint64_t id) = 0;
   virtual Awaitable<Outcome<TaskView>> Peek(std::string queue, TaskState state) = 0;
   virtual Awaitable<Outcome<IdState>> Delete(uint64_t id, std::string token) = 0;
+  virtual Awaitable<LeaseResult> LeaseTask(uint64_t id, LeaseRequest request) = 0;
+  // Not stored (a restart ends the pause), so not durable either.
+  virtual Awaitable<Error> PauseQueue(std::string queue, int64_t delay_ms, bool create) = 0;
   // wait_ms > 0: answers when the task is finished, or with its state when time runs out.
   virtual Awaitable<Outcome<TaskView>> Get(uint64_t id, int64_t wait_ms, WaitSlot wait) = 0;
   virtual Awaitable<Outcome<TaskPage>> List(std::string queue, std::optional<TaskState> state,

@@ -112,6 +112,30 @@ class BeanstalkTest(unittest.TestCase):
         self.assertEqual(c.cmd("reserve-with-timeout 2")[0], f"RESERVED {job} 4".encode())
         self.assertEqual(c.cmd(f"delete {job}")[0], b"DELETED")
 
+    def test_pause_tube_delays_reserves_and_reserve_job_takes_any_job(self):
+        c = self.client()
+        self.tube(c, "paused")
+        job = c.put(b"wait")
+        self.assertEqual(c.cmd("pause-tube paused 2")[0], b"PAUSED")
+        stats = yaml_dict(c.cmd("stats-tube paused")[1])
+        self.assertEqual(stats["pause"], "2")
+        self.assertEqual(c.cmd("reserve-with-timeout 0")[0], b"TIMED_OUT")
+        started = time.time()
+        self.assertEqual(c.cmd("reserve-with-timeout 5")[0], f"RESERVED {job} 4".encode())
+        self.assertGreater(time.time() - started, 1.0)
+        self.assertEqual(c.cmd(f"release {job} 0 0")[0], b"RELEASED")
+        self.assertEqual(c.cmd("pause-tube paused 60")[0], b"PAUSED")
+        self.assertEqual(c.cmd("pause-tube paused 0")[0], b"PAUSED")  # unpause at once
+        self.assertEqual(c.cmd("reserve-with-timeout 0")[0], f"RESERVED {job} 4".encode())
+        self.assertEqual(c.cmd(f"bury {job} 1")[0], b"BURIED")
+        self.assertEqual(c.cmd("pause-tube never-seen-tube 5")[0], b"NOT_FOUND")
+        # reserve-job: a buried, delayed or ready job, whichever tube and pause.
+        other = self.client()
+        self.assertEqual(other.cmd(f"reserve-job {job}")[0], f"RESERVED {job} 4".encode())
+        self.assertEqual(c.cmd(f"reserve-job {job}")[0], b"NOT_FOUND")  # reserved already
+        self.assertEqual(other.cmd(f"delete {job}")[0], b"DELETED")
+        self.assertEqual(other.cmd("reserve-job 99999999")[0], b"NOT_FOUND")
+
     def test_one_store_two_doors(self):
         c = self.client()
         self.tube(c, "doors")
@@ -179,6 +203,10 @@ SCRIPT = [
     b"kick x\r\n", b"kick 5x\r\n", b"bury 1\r\n", b"release 1 2\r\n", b"touch 99999\r\n",
     b"x" * 250 + b"\r\n", b"list-tube-used\r\n", b"put 0 0 1 0\r\n\r\n",
     b"reserve-with-timeout 0\r\n", b"delete J4\r\n", b"stats-tube nonexistent-tube\r\n",
+    b"pause-tube diff-t 0\r\n", b"pause-tube nonexistent-tube 1\r\n", b"pause-tube -x 1\r\n",
+    b"put 3 0 10 1\r\nr\r\n", b"reserve-job J5\r\n", b"reserve-job J5\r\n",
+    b"release J5 3 5\r\n", b"reserve-job J5\r\n", b"bury J5 2\r\n", b"reserve-job J5\r\n",
+    b"delete J5\r\n", b"reserve-job 424242\r\n",
 ]
 
 

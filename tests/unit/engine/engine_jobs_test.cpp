@@ -129,5 +129,50 @@ TEST_F(EngineJobsTest, DeleteEndsATaskInEveryStateButFinishedOnes) {
   EXPECT_EQ(engine_.Delete(999999, "").error.code, ErrorCode::kNotFound);
 }
 
+
+TEST_F(EngineJobsTest, LeaseTaskTakesAReadyScheduledOrDeadTaskById) {
+  const uint64_t first = Put(9), second = Put(1), later = Put(0, 60000);
+  LeaseResult got = engine_.LeaseTask(second, LeaseRequest{});
+  ASSERT_EQ(got.tasks.size(), 1u);
+  EXPECT_EQ(got.tasks[0].id, second);  // not the most urgent one: the one asked for
+  EXPECT_EQ(engine_.LeaseTask(second, LeaseRequest{}).error.code, ErrorCode::kInvalidState);
+  EXPECT_EQ(engine_.LeaseTask(later, LeaseRequest{}).tasks.at(0).id, later);
+  auto [id, token] = Reserve();
+  ASSERT_EQ(id, first);
+  ASSERT_TRUE(engine_.Bury(first, token, 0).error.ok());
+  LeaseResult revived = engine_.LeaseTask(first, LeaseRequest{});
+  ASSERT_EQ(revived.tasks.size(), 1u);
+  EXPECT_EQ(StateOf(first), TaskState::kLeased);
+  EXPECT_EQ(engine_.GetTask(first).value.dead_reason, DeadReason::kNone);
+}
+
+TEST_F(EngineJobsTest, APauseKeepsLeasesAwayUntilItEnds) {
+  const uint64_t a = Put(0);
+  EXPECT_EQ(engine_.PauseQueue("absent", 1000, false).code, ErrorCode::kNotFound);
+  ASSERT_TRUE(engine_.PauseQueue("q", 1000, false).ok());
+  EXPECT_EQ(Reserve().first, 0u);
+  // A waiting lease is served when the pause ends, by the timer.
+  uint64_t served = 0;
+  LeaseRequest wait;
+  wait.wait_ms = 5000;
+  engine_.Lease("q", wait, [&](LeaseResult r) {
+    if (!r.tasks.empty()) served = r.tasks[0].id;
+  });
+  EXPECT_EQ(served, 0u);
+  clock_.Advance(999);
+  engine_.Tick();
+  EXPECT_EQ(served, 0u);
+  clock_.Advance(1);
+  engine_.Tick();
+  EXPECT_EQ(served, a);
+  // Pausing again and then for 0 ends the pause at once; a new queue can be made paused.
+  ASSERT_TRUE(engine_.PauseQueue("q", 60000, false).ok());
+  ASSERT_TRUE(engine_.PauseQueue("q", 0, false).ok());
+  Put(0);
+  EXPECT_NE(Reserve().first, 0u);
+  EXPECT_TRUE(engine_.PauseQueue("fresh", 5000, true).ok());
+  EXPECT_EQ(engine_.QueueStats("fresh").pause_ms, 5000);
+}
+
 }  // namespace
 }  // namespace conveyor
