@@ -2,6 +2,9 @@
 # Installs what Conveyor needs to build and test, from Debian's packages only.
 # Idempotent and quick when everything is present: it asks dpkg first and only calls apt
 # for what is missing. Used by `make run`, `make test` and `.ci/run`.
+# It also installs Node.js (Debian's, when no `node` is on PATH) and the beanstalkd client
+# libraries pinned in tests/integration/beanstalk_clients/package.json (npm install, when
+# its node_modules is missing): the tests drive Conveyor's beanstalkd listener with them.
 # `--peers` also installs the peer servers and load tools that bench/peers/run.py measures
 # Conveyor against (not needed to build or test): Debian's servers, Node.js when no `node`
 # is on PATH, and the npm clients pinned in bench/peers/node/package.json (npm install,
@@ -19,16 +22,21 @@ packages=(
   clang libclang-rt-14-dev clang-format libtomlplusplus-dev
   curl beanstalkd
 )
+if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
 peers=false
 if [ "${1:-}" = "--peers" ]; then
   peers=true
   packages+=(redis-server redis-tools nginx-light nats-server wrk rabbitmq-server)
-  # Any Node.js >= 18 will do; Debian's only when there is none.
-  if ! command -v node >/dev/null 2>&1; then packages+=(nodejs npm); fi
 fi
 
-# The npm clients of bench/peers/node/peer_load.js (RabbitMQ, NATS, BullMQ), once.
+# The npm clients of the tests (beanstalkd) and of bench/peers/node/peer_load.js
+# (RabbitMQ, NATS, BullMQ, with --peers), once. Any Node.js >= 18 will do.
 npm_clients() {
+  if [ ! -d "$root/tests/integration/beanstalk_clients/node_modules" ]; then
+    echo "install-deps: npm install in tests/integration/beanstalk_clients"
+    (cd "$root/tests/integration/beanstalk_clients" && npm install --no-audit --no-fund \
+      --loglevel=error --omit-lockfile-registry-resolved)
+  fi
   if $peers && [ ! -d "$root/bench/peers/node/node_modules" ]; then
     echo "install-deps: npm install in bench/peers/node"
     (cd "$root/bench/peers/node" && npm install --no-audit --no-fund --loglevel=error \
