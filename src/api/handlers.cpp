@@ -394,6 +394,7 @@ awaitable<HttpResponse> Api::Metrics() {
       RenderMetricsPage(std::move(all), limits_.max_metrics_queues,
                         ServerGauges{g.live_tasks, g.waiters, g.rss_bytes, g.payload_cache_bytes},
                         http_metrics_));
+  if (more_metrics_) more_metrics_(response.body);
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   co_return response;
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <functional>
 
 #include "common/limits.h"
 #include "engine/shard_set.h"  // CurrentIoThread
@@ -22,6 +23,9 @@ class Api {
 
   boost::asio::awaitable<HttpResponse> Handle(HttpRequest& request, Connection& connection);
   HttpMetrics& http_metrics() { return http_metrics_; }
+  // More series for /metrics from other front ends (the beanstalkd listener's commands):
+  // called on an I/O thread to append Prometheus text. Set before serving.
+  void AddMetrics(std::function<void(std::string&)> append) { more_metrics_ = std::move(append); }
 
  private:
   using Awaitable = boost::asio::awaitable<HttpResponse>;
@@ -48,6 +52,7 @@ class Api {
   TaskService& service_;
   const Limits& limits_;
   HttpMetrics http_metrics_;
+  std::function<void(std::string&)> more_metrics_;
 };
 
 }  // namespace conveyor

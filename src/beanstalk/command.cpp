@@ -150,11 +150,56 @@ Command PauseTube(std::string_view args) {
   return c;
 }
 
+struct Entry {
+  std::string_view prefix;
+  CommandKind kind;
+};
+// beanstalkd's which_cmd order: the first prefix that matches wins.
+constexpr Entry kTable[] = {
+    {"put ", CommandKind::kPut},
+    {"peek ", CommandKind::kPeek},
+    {"peek-ready", CommandKind::kPeekReady},
+    {"peek-delayed", CommandKind::kPeekDelayed},
+    {"peek-buried", CommandKind::kPeekBuried},
+    {"reserve-with-timeout ", CommandKind::kReserveWithTimeout},
+    {"reserve-job ", CommandKind::kReserveJob},
+    {"reserve", CommandKind::kReserve},
+    {"delete ", CommandKind::kDelete},
+    {"release ", CommandKind::kRelease},
+    {"bury ", CommandKind::kBury},
+    {"kick ", CommandKind::kKick},
+    {"kick-job ", CommandKind::kKickJob},
+    {"touch ", CommandKind::kTouch},
+    {"stats-job ", CommandKind::kStatsJob},
+    {"stats-tube ", CommandKind::kStatsTube},
+    {"stats", CommandKind::kStats},
+    {"use ", CommandKind::kUse},
+    {"watch ", CommandKind::kWatch},
+    {"ignore ", CommandKind::kIgnore},
+    {"list-tubes-watched", CommandKind::kListTubesWatched},
+    {"list-tube-used", CommandKind::kListTubeUsed},
+    {"list-tubes", CommandKind::kListTubes},
+    {"quit", CommandKind::kQuit},
+    {"pause-tube", CommandKind::kPauseTube},
+};
+
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && s.substr(0, prefix.size()) == prefix;
 }
 
 }  // namespace
+
+std::string_view CommandName(CommandKind kind) {
+  if (kind == CommandKind::kUnknown) return "unknown";
+  if (kind == CommandKind::kBadFormat) return "bad_format";
+  for (const Entry& e : kTable) {
+    if (e.kind != kind) continue;
+    std::string_view name = e.prefix;
+    if (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    return name;
+  }
+  return "unknown";
+}
 
 bool IsBeanstalkTubeName(std::string_view name) {
   if (name.empty() || name.size() > kMaxTubeBytes || name.front() == '-') return false;
@@ -166,38 +211,6 @@ bool IsBeanstalkTubeName(std::string_view name) {
 
 Command ParseCommand(std::string_view line) {
   if (line.find('\0') != std::string_view::npos) return Bad();
-  struct Entry {
-    std::string_view prefix;
-    CommandKind kind;
-  };
-  // beanstalkd's which_cmd order: the first prefix that matches wins.
-  static constexpr Entry kTable[] = {
-      {"put ", CommandKind::kPut},
-      {"peek ", CommandKind::kPeek},
-      {"peek-ready", CommandKind::kPeekReady},
-      {"peek-delayed", CommandKind::kPeekDelayed},
-      {"peek-buried", CommandKind::kPeekBuried},
-      {"reserve-with-timeout ", CommandKind::kReserveWithTimeout},
-      {"reserve-job ", CommandKind::kReserveJob},
-      {"reserve", CommandKind::kReserve},
-      {"delete ", CommandKind::kDelete},
-      {"release ", CommandKind::kRelease},
-      {"bury ", CommandKind::kBury},
-      {"kick ", CommandKind::kKick},
-      {"kick-job ", CommandKind::kKickJob},
-      {"touch ", CommandKind::kTouch},
-      {"stats-job ", CommandKind::kStatsJob},
-      {"stats-tube ", CommandKind::kStatsTube},
-      {"stats", CommandKind::kStats},
-      {"use ", CommandKind::kUse},
-      {"watch ", CommandKind::kWatch},
-      {"ignore ", CommandKind::kIgnore},
-      {"list-tubes-watched", CommandKind::kListTubesWatched},
-      {"list-tube-used", CommandKind::kListTubeUsed},
-      {"list-tubes", CommandKind::kListTubes},
-      {"quit", CommandKind::kQuit},
-      {"pause-tube", CommandKind::kPauseTube},
-  };
   for (const Entry& e : kTable) {
     if (!StartsWith(line, e.prefix)) continue;
     const std::string_view args = line.substr(e.prefix.size());

@@ -61,6 +61,10 @@ struct Command {
   std::string_view tube;
 };
 
+// The command's name as beanstalkd spells it ("put", "peek-ready", ...); "unknown" and
+// "bad_format" for lines that are no command.
+std::string_view CommandName(CommandKind kind);
+
 // `line` is one command line without its CRLF.
 Command ParseCommand(std::string_view line);
 

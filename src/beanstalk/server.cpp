@@ -1,5 +1,7 @@
 #include "beanstalk/server.h"
 
+#include <fmt/format.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 
@@ -37,6 +39,26 @@ std::string BeanstalkServer::Listen(const std::string& host, uint16_t port) {
 
 void BeanstalkServer::StopAccepting() {
   if (listener_) listener_->Stop();
+}
+
+void BeanstalkServer::AppendMetrics(std::string& out) const {
+  out += "# HELP conveyor_beanstalk_commands_total beanstalkd-protocol commands, by command.\n";
+  out += "# TYPE conveyor_beanstalk_commands_total counter\n";
+  for (size_t k = 0; k < counters_.commands.size(); ++k) {
+    const auto kind = static_cast<CommandKind>(k);
+    const uint64_t n = counters_.count(kind);
+    if (n == 0) continue;
+    out += fmt::format("conveyor_beanstalk_commands_total{{command=\"{}\"}} {}\n",
+                       CommandName(kind), n);
+  }
+  out += "# HELP conveyor_beanstalk_connections Open beanstalkd-protocol connections.\n";
+  out += "# TYPE conveyor_beanstalk_connections gauge\n";
+  out += fmt::format("conveyor_beanstalk_connections {}\n",
+                     open_connections_.load(std::memory_order_relaxed));
+  out += "# HELP conveyor_beanstalk_connections_total beanstalkd-protocol connections accepted.\n";
+  out += "# TYPE conveyor_beanstalk_connections_total counter\n";
+  out += fmt::format("conveyor_beanstalk_connections_total {}\n",
+                     counters_.total_connections.load(std::memory_order_relaxed));
 }
 
 }  // namespace conveyor::beanstalk

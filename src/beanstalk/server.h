@@ -28,6 +28,8 @@ class BeanstalkServer {
   std::string Listen(const std::string& host, uint16_t port);
   // Closes the listener. REQUIRES: on I/O thread 0.
   void StopAccepting();
+  // Its series for /metrics (Prometheus text): commands by name, connections. Any thread.
+  void AppendMetrics(std::string& out) const;
 
  private:
   ShardSet& shards_;

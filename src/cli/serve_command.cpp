@@ -220,6 +220,9 @@ int RunServe(ServeOptions& options) {
     return api.Handle(request, connection);
   });
   beanstalk::BeanstalkServer beanstalk_server(shards, service, options.limits);
+  if (!options.beanstalk.empty()) {
+    api.AddMetrics([&beanstalk_server](std::string& out) { beanstalk_server.AppendMetrics(out); });
+  }
   StopInOrder stop_in_order{shards, storage_journals, batch_syncer};  // runs before ~server
   if (std::string error = server.Listen(host, port); !error.empty()) return Fail(error);
   if (!options.beanstalk.empty()) {

@@ -5,6 +5,7 @@ against Debian's beanstalkd 1.12 (when it is installed) and Conveyor. TESTPLAN D
 import base64
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -160,6 +161,13 @@ class BeanstalkTest(unittest.TestCase):
         self.assertEqual(c.cmd(f"delete {made['id']}")[0], b"DELETED")
         self.server.call("POST", "/v1/queues/doors/tasks", {"payload": {"a": [1, 2]}})
         self.assertEqual(json.loads(c.cmd("reserve-with-timeout 1")[1]), {"a": [1, 2]})
+        # /metrics counts the beanstalkd commands like HTTP requests.
+        status, _, page = self.server.request("GET", "/metrics")
+        text = page.decode() if isinstance(page, bytes) else str(page)
+        puts = re.search(r'^conveyor_beanstalk_commands_total\{command="put"\} (\d+)$', text, re.M)
+        self.assertIsNotNone(puts, text[-3000:])
+        self.assertGreaterEqual(int(puts.group(1)), 1)
+        self.assertRegex(text, r"(?m)^conveyor_beanstalk_connections [1-9]")
 
     def test_bad_input_gets_beanstalkds_errors_and_the_connection_goes_on(self):
         c = self.client()
