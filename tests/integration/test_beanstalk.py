@@ -137,6 +137,48 @@ class BeanstalkTest(unittest.TestCase):
         self.assertEqual(other.cmd(f"delete {job}")[0], b"DELETED")
         self.assertEqual(other.cmd("reserve-job 99999999")[0], b"NOT_FOUND")
 
+    def rss(self):
+        with open(f"/proc/{self.server.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def test_a_thousand_connections_and_a_client_that_never_reads(self):
+        many = []
+        for _ in range(1000):
+            s = socket.create_connection(("127.0.0.1", self.bport), timeout=10)
+            many.append(s)
+            self.addCleanup(s.close)
+        for s in many[::50]:
+            s.sendall(b"list-tube-used\r\n")
+        for s in many[::50]:
+            self.assertEqual(s.recv(64), b"USING default\r\n")
+        # A client that pipelines peeks of a 64 KiB job without reading: the server stops
+        # reading it once its replies back up, so memory stays bounded and others are served.
+        c = self.client()
+        self.tube(c, "no-reader")
+        job = c.put(b"y" * 65536)
+        before = self.rss()
+        greedy = socket.create_connection(("127.0.0.1", self.bport), timeout=10)
+        self.addCleanup(greedy.close)
+        greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        greedy.settimeout(0.05)
+        request = f"peek {job}\r\n".encode() * 1000
+        sent = 0
+        deadline = time.time() + 10
+        while time.time() < deadline and sent < 200 * len(request):
+            try:
+                sent += greedy.send(request)
+            except (socket.timeout, BlockingIOError):
+                break
+        grown = self.rss() - before
+        # 200,000 peeks would be 13 GB of replies; what is held is the socket buffers and one
+        # connection's 64 KiB of pending replies.
+        self.assertLess(grown, 64 << 20, f"RSS grew {grown >> 20} MiB")
+        self.assertEqual(c.cmd("list-tube-used")[0], b"USING no-reader")
+        self.assertEqual(c.cmd(f"delete {job}")[0], b"DELETED")
+
     def test_one_store_two_doors(self):
         c = self.client()
         self.tube(c, "doors")
