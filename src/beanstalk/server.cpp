@@ -26,8 +26,8 @@ std::string BeanstalkServer::Listen(const std::string& host, uint16_t port) {
       shards_, limits_.max_connections, open_connections_,
       [this](tcp::socket socket, size_t thread) {
         asio::co_spawn(shards_.io(thread),
-                       RunSession(std::move(socket),
-                                  SessionContext{service_, limits_, counters_, open_connections_}),
+                       RunSession(std::move(socket), SessionContext{shards_, service_, limits_,
+                                                                    counters_, open_connections_}),
                        asio::detached);
       },
       [](tcp::socket socket, size_t) {

@@ -41,12 +41,32 @@ struct Held {
   int64_t expires_at = 0;  // epoch ms
 };
 
+class Session;
+// The beanstalkd sessions of this I/O thread, for the counts of stats-tube and the tubes
+// of list-tubes; each thread reads only its own.
+thread_local std::vector<const Session*> thread_sessions;
+
+// How a tube is used by the sessions of one thread, or of all.
+struct TubeUse {
+  uint64_t using_it = 0;
+  uint64_t watching = 0;
+  uint64_t waiting = 0;
+};
+
 class Session {
  public:
   Session(tcp::socket socket, SessionContext context)
       : socket_(std::move(socket)), ctx_(context), service_(context.service) {
     watched_.emplace_back(kDefaultTube);
+    thread_sessions.push_back(this);
   }
+  ~Session() { std::erase(thread_sessions, this); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // This thread's use of `tube`, and the tubes this thread's sessions use or watch.
+  static TubeUse UseOnThisThread(const std::string& tube);
+  static std::vector<std::string> TubesOnThisThread();
 
   asio::awaitable<void> Run();
 
@@ -112,7 +132,42 @@ class Session {
   absl::flat_hash_map<uint64_t, Held> held_;  // reserved by this connection
   bool producer_ = false;
   bool worker_ = false;
+  bool waiting_ = false;  // parked in a reserve
 };
+
+TubeUse Session::UseOnThisThread(const std::string& tube) {
+  TubeUse use;
+  for (const Session* s : thread_sessions) {
+    const bool watches =
+        std::find(s->watched_.begin(), s->watched_.end(), tube) != s->watched_.end();
+    use.using_it += s->used_ == tube;
+    use.watching += watches;
+    use.waiting += watches && s->waiting_;
+  }
+  return use;
+}
+
+std::vector<std::string> Session::TubesOnThisThread() {
+  std::vector<std::string> tubes;
+  for (const Session* s : thread_sessions) {
+    tubes.push_back(s->used_);
+    tubes.insert(tubes.end(), s->watched_.begin(), s->watched_.end());
+  }
+  return tubes;
+}
+
+// Runs fn on every I/O thread (where its sessions live) and gathers the answers. Not a
+// coroutine itself; callers pass a named lambda (GCC 12 frees a lambda temporary written
+// inside a co_await expression twice).
+template <typename Result, typename Fn>
+asio::awaitable<std::vector<Result>> OnEveryThread(ShardSet& shards, const Fn& fn) {
+  using Call = std::function<void(Shard&, Completion<Result>)>;
+  std::vector<std::pair<Shard*, Call>> calls;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    calls.emplace_back(&shards.at(i), [fn](Shard&, Completion<Result> done) { done(fn()); });
+  }
+  return CallShards<Result>(std::move(calls));
+}
 
 // ---- reading ---------------------------------------------------------------------------
 
@@ -449,7 +504,9 @@ asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
       CloseWatch watch(socket_, in_);
       watch.Start(slot);
       ctx_.counters.waiting.fetch_add(1, std::memory_order_relaxed);
+      waiting_ = true;
       result = co_await service_.Lease(std::move(command), slot);
+      waiting_ = false;
       ctx_.counters.waiting.fetch_sub(1, std::memory_order_relaxed);
       co_await watch.Stop();
       closed = watch.closed();
@@ -589,22 +646,24 @@ asio::awaitable<void> Session::StatsJob(uint64_t id) {
   ReplyYaml(StatsJobYaml(task.value, NowMs()));
 }
 
-asio::awaitable<void> Session::StatsTube(std::string_view tube) {
-  std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
-  for (const QueueSnapshot& q : all) {
-    if (q.name == tube) {
-      ReplyYaml(StatsTubeYaml(q, SystemClock::Instance().MonoMs()));
-      co_return;
-    }
+asio::awaitable<void> Session::StatsTube(std::string_view name) {
+  const std::string tube(name);
+  auto count = [tube] { return UseOnThisThread(tube); };
+  std::vector<TubeUse> parts = co_await OnEveryThread<TubeUse>(ctx_.shards, count);
+  TubeUse use;
+  for (const TubeUse& p : parts) {
+    use.using_it += p.using_it;
+    use.watching += p.watching;
+    use.waiting += p.waiting;
   }
-  if (tube == kDefaultTube || tube == used_ ||
-      std::find(watched_.begin(), watched_.end(), tube) != watched_.end()) {
-    QueueSnapshot empty;
-    empty.name = std::string(tube);
-    ReplyYaml(StatsTubeYaml(empty, SystemClock::Instance().MonoMs()));
+  QueueSnapshot queue = co_await service_.QueueStats(tube);
+  // A tube exists while it has jobs (a queue) or a connection uses or watches it.
+  if (!queue.exists && tube != kDefaultTube && use.using_it == 0 && use.watching == 0) {
+    Reply("NOT_FOUND");
     co_return;
   }
-  Reply("NOT_FOUND");
+  ReplyYaml(StatsTubeYaml(queue, use.using_it, use.watching, use.waiting,
+                          SystemClock::Instance().MonoMs()));
 }
 
 asio::awaitable<void> Session::Stats() {
@@ -615,9 +674,16 @@ asio::awaitable<void> Session::Stats() {
 
 asio::awaitable<void> Session::ListTubes() {
   std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
+  auto collect = [] { return TubesOnThisThread(); };
+  std::vector<std::vector<std::string>> used =
+      co_await OnEveryThread<std::vector<std::string>>(ctx_.shards, collect);
   std::vector<std::string> names{std::string(kDefaultTube)};
-  for (const QueueSnapshot& q : all) {
-    if (q.name != kDefaultTube) names.push_back(q.name);
+  auto add = [&names](const std::string& name) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  };
+  for (const QueueSnapshot& q : all) add(q.name);
+  for (const auto& part : used) {
+    for (const std::string& name : part) add(name);
   }
   ReplyYaml(ListYaml(names));
 }

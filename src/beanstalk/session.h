@@ -13,11 +13,13 @@
 
 #include "beanstalk/stats.h"
 #include "common/limits.h"
+#include "engine/shard_set.h"
 #include "engine/task_service.h"
 
 namespace conveyor::beanstalk {
 
 struct SessionContext {
+  ShardSet& shards;  // to ask every I/O thread about its sessions (stats-tube, list-tubes)
   TaskService& service;
   const Limits& limits;
   ServerCounters& counters;               // the `stats` counters, shared by the sessions

@@ -70,18 +70,19 @@ std::string StatsJobYaml(const TaskView& task, int64_t now_ms) {
       task.state == TaskState::kDead ? 1 : 0);
 }
 
-std::string StatsTubeYaml(const QueueSnapshot& q, int64_t now_mono_ms) {
+std::string StatsTubeYaml(const QueueSnapshot& q, uint64_t using_it, uint64_t watching,
+                          uint64_t waiting, int64_t now_mono_ms) {
   auto n = [&q](TaskState s) { return q.counts[static_cast<size_t>(s)]; };
   const bool timed = q.pause_until_mono > now_mono_ms;
   const int64_t pause = timed ? Seconds(q.pause_ms) : 0;
   const int64_t left = timed ? Seconds(q.pause_until_mono - now_mono_ms) : 0;
   return fmt::format(
-      "---\nname: {}\ncurrent-jobs-urgent: 0\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n"
-      "current-jobs-delayed: {}\ncurrent-jobs-buried: {}\ntotal-jobs: {}\ncurrent-using: 0\n"
-      "current-watching: 0\ncurrent-waiting: 0\ncmd-delete: 0\ncmd-pause-tube: 0\npause: {}\n"
+      "---\nname: {}\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n"
+      "current-jobs-delayed: {}\ncurrent-jobs-buried: {}\ntotal-jobs: {}\ncurrent-using: {}\n"
+      "current-watching: {}\ncurrent-waiting: {}\ncmd-delete: 0\ncmd-pause-tube: 0\npause: {}\n"
       "pause-time-left: {}\n",
-      q.name, n(TaskState::kReady), n(TaskState::kLeased), n(TaskState::kScheduled),
-      n(TaskState::kDead), q.totals.enqueued, pause, left);
+      q.name, q.urgent, n(TaskState::kReady), n(TaskState::kLeased), n(TaskState::kScheduled),
+      n(TaskState::kDead), q.totals.enqueued, using_it, watching, waiting, pause, left);
 }
 
 std::string StatsYaml(const std::vector<QueueSnapshot>& queues, const ServerCounters& c,

@@ -46,7 +46,9 @@ struct ServerCounters {
 };
 
 std::string StatsJobYaml(const TaskView& task, int64_t now_ms);
-std::string StatsTubeYaml(const QueueSnapshot& queue, int64_t now_mono_ms);
+// `using_it`, `watching`, `waiting`: the connections that use, watch and wait on the tube.
+std::string StatsTubeYaml(const QueueSnapshot& queue, uint64_t using_it, uint64_t watching,
+                          uint64_t waiting, int64_t now_mono_ms);
 std::string StatsYaml(const std::vector<QueueSnapshot>& queues, const ServerCounters& counters,
                       size_t open_connections, size_t max_job_bytes, int64_t now_mono_ms);
 std::string ListYaml(const std::vector<std::string>& names);

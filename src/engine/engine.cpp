@@ -582,7 +582,16 @@ Outcome<TaskPage> Engine::ListTasks(std::string_view queue_name, std::optional<T
 
 QueueSnapshot Engine::QueueStats(std::string_view queue_name) {
   Tick();
-  if (Queue* queue = FindQueue(queue_name)) return SnapshotOf(*queue);
+  if (Queue* queue = FindQueue(queue_name)) {
+    QueueSnapshot snapshot = SnapshotOf(*queue);
+    snapshot.exists = true;
+    // beanstalkd's "urgent" jobs: ready with pri < 1024, i.e. the head of the ready order.
+    for (const Task* task : queue->ready()) {
+      if (task->priority <= kUrgentBelowPriority) break;
+      ++snapshot.urgent;
+    }
+    return snapshot;
+  }
   return SnapshotOf(Queue(std::string(queue_name)));
 }
 
