@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 
 #include "beanstalk/session.h"
 #include "common/clock.h"
@@ -39,6 +40,12 @@ std::string BeanstalkServer::Listen(const std::string& host, uint16_t port) {
 
 void BeanstalkServer::StopAccepting() {
   if (listener_) listener_->Stop();
+}
+
+void BeanstalkServer::CloseAll() {
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    asio::post(shards_.io(i), [] { CloseSessionsOnThisThread(); });
+  }
 }
 
 void BeanstalkServer::AppendMetrics(std::string& out) const {

@@ -28,6 +28,10 @@ class BeanstalkServer {
   std::string Listen(const std::string& host, uint16_t port);
   // Closes the listener. REQUIRES: on I/O thread 0.
   void StopAccepting();
+  // Closes every connection (shutdown): each session ends after its current command and
+  // makes the jobs it holds ready again. Any thread.
+  void CloseAll();
+  size_t open_connections() const { return open_connections_.load(std::memory_order_relaxed); }
   // Its series for /metrics (Prometheus text): commands by name, connections. Any thread.
   void AppendMetrics(std::string& out) const;
 

@@ -64,6 +64,17 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // Shuts down the connections of this thread's sessions (shutdown): each ends after the
+  // command it is on, and gives back the jobs it holds.
+  static void CloseAllOnThisThread() {
+    for (const Session* s : thread_sessions) {
+      boost::system::error_code ignored;
+      auto& socket = const_cast<tcp::socket&>(s->socket_);
+      socket.shutdown(tcp::socket::shutdown_both, ignored);
+      socket.cancel(ignored);
+    }
+  }
+
   // This thread's use of `tube`, and the tubes this thread's sessions use or watch.
   static TubeUse UseOnThisThread(const std::string& tube);
   static std::vector<std::string> TubesOnThisThread();
@@ -496,6 +507,7 @@ asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
     command.request.worker = "beanstalk";
     LeaseResult result;
     bool closed = false;
+    bool cut_short = false;
     if (wait_ms == 0) {
       result = co_await service_.Lease(std::move(command), nullptr);
     } else {
@@ -505,8 +517,12 @@ asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
       watch.Start(slot);
       ctx_.counters.waiting.fetch_add(1, std::memory_order_relaxed);
       waiting_ = true;
+      const int64_t asked_at = NowMs();
       result = co_await service_.Lease(std::move(command), slot);
       waiting_ = false;
+      // A wait that ends empty long before its time was cut short (the server drains):
+      // answer rather than ask again at once.
+      cut_short = result.tasks.empty() && result.error.ok() && NowMs() - asked_at < wait_ms / 2;
       ctx_.counters.waiting.fetch_sub(1, std::memory_order_relaxed);
       co_await watch.Stop();
       closed = watch.closed();
@@ -522,6 +538,10 @@ asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
     if (!result.tasks.empty()) {
       Remember(result.tasks[0]);
       ReplyJob("RESERVED", result.tasks[0]);
+      co_return true;
+    }
+    if (cut_short) {
+      Reply("TIMED_OUT");
       co_return true;
     }
     if (first) {
@@ -697,6 +717,8 @@ asio::awaitable<void> Session::ReleaseAll() {
 }  // namespace
 
 size_t MaxJobBytes(const Limits& limits) { return limits.max_body_bytes; }
+
+void CloseSessionsOnThisThread() { Session::CloseAllOnThisThread(); }
 
 asio::awaitable<void> RunSession(tcp::socket socket, SessionContext context) {
   struct Release {

@@ -29,6 +29,10 @@ struct SessionContext {
 boost::asio::awaitable<void> RunSession(boost::asio::ip::tcp::socket socket,
                                         SessionContext context);
 
+// Shuts down every beanstalkd connection of the calling I/O thread (shutdown); each session
+// ends after its current command and releases the jobs it holds. REQUIRES: an I/O thread.
+void CloseSessionsOnThisThread();
+
 // The largest job body a put may send (beanstalkd's -z): the HTTP body limit.
 size_t MaxJobBytes(const Limits& limits);
 

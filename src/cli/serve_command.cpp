@@ -109,10 +109,14 @@ struct StopInOrder {
 // The orderly stop: no new connections, long-polls answered, connections closed after
 // their current answer (idle ones at once), at most shutdown_timeout_ms for in-flight
 // requests, then everything journaled made durable, then the I/O threads end.
-boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server, const Limits& limits) {
+boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server,
+                                      beanstalk::BeanstalkServer& beanstalk, const Limits& limits) {
   namespace asio = boost::asio;
   server.StopAccepting();
+  beanstalk.StopAccepting();
   server.BeginDrain();
+  // beanstalkd connections have no "last answer": they end now, their jobs ready again.
+  beanstalk.CloseAll();
   for (size_t i = 0; i < shards.size(); ++i) {
     co_await CallShard<bool>(shards.at(i), [](Shard& s, Completion<bool> done) {
       s.engine().Drain();
@@ -122,7 +126,8 @@ boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server, cons
   asio::steady_timer pause(co_await asio::this_coro::executor);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(limits.shutdown_timeout_ms);
-  while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while ((server.open_connections() > 0 || beanstalk.open_connections() > 0) &&
+         std::chrono::steady_clock::now() < deadline) {
     pause.expires_after(std::chrono::milliseconds(10));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -236,8 +241,7 @@ int RunServe(ServeOptions& options) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     std::cerr << "conveyor: shutting down: answering long-polls, finishing requests" << std::endl;
-    beanstalk_server.StopAccepting();
-    boost::asio::co_spawn(shards.io(0), Shutdown(shards, server, options.limits),
+    boost::asio::co_spawn(shards.io(0), Shutdown(shards, server, beanstalk_server, options.limits),
                           boost::asio::detached);
   });
   std::cout << "conveyor: listening on http://" << options.listen << " (durability "

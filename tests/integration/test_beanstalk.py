@@ -15,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from beanstalk_client import Beanstalk, yaml_dict  # noqa: E402
+from durable_server import DurableTestCase  # noqa: E402
 from harness import Server, free_port  # noqa: E402
 
 
@@ -332,6 +333,39 @@ class DifferentialTest(unittest.TestCase):
         for i, (a, b) in enumerate(zip(theirs, ours)):
             self.assertEqual(a, b, f"reply {i}: beanstalkd {a!r}, Conveyor {b!r}")
         self.assertEqual(len(theirs), len(ours))
+
+
+class BeanstalkRestartTest(DurableTestCase):
+    """A put answered INSERTED survives kill -9; a job held at an orderly stop is ready
+    again after the restart, at once (its release is durable before the server exits)."""
+
+    def test_jobs_survive_a_crash_and_a_held_job_is_ready_after_a_stop(self):
+        d = self.make_dir()
+        bport = free_port()
+        server = self.start(d, extra_args=["--beanstalk", f"127.0.0.1:{bport}"])
+        c = Beanstalk(bport)
+        self.addCleanup(c.close)
+        c.cmd("use survive")
+        kept = c.put(b"kept\r\n\x00", pri=3, ttr=600)
+        server.kill9()
+        server = self.start(d, extra_args=["--beanstalk", f"127.0.0.1:{bport}"])
+        c = Beanstalk(bport)
+        self.addCleanup(c.close)
+        c.cmd("watch survive")
+        line, body = c.cmd("reserve-with-timeout 2")
+        self.assertEqual((line, body), (f"RESERVED {kept} 7".encode(), b"kept\r\n\x00"))
+        server.sigterm()  # holding the job, ttr 600 s
+        server = self.start(d, extra_args=["--beanstalk", f"127.0.0.1:{bport}"])
+        c = Beanstalk(bport)
+        self.addCleanup(c.close)
+        c.cmd("watch survive")
+        self.assertEqual(c.cmd("reserve-with-timeout 0")[0], f"RESERVED {kept} 7".encode())
+        self.assertEqual(c.cmd(f"delete {kept}")[0], b"DELETED")
+        server.kill9()
+        server = self.start(d, extra_args=["--beanstalk", f"127.0.0.1:{bport}"])
+        c = Beanstalk(bport)
+        self.addCleanup(c.close)
+        self.assertEqual(c.cmd(f"peek {kept}")[0], b"NOT_FOUND")
 
 
 if __name__ == "__main__":
