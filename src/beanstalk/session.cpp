@@ -129,6 +129,15 @@ class Session {
     held_[task.id] = Held{task.lease_token, task.priority, task.lease_expires_at};
   }
   bool DeadlineSoon() const;
+  int64_t WaitFor(int64_t until) const;
+  struct LeaseTry {
+    LeaseResult result;
+    bool closed = false;     // the peer went away meanwhile
+    bool cut_short = false;  // the wait ended empty long before its time
+  };
+  // One lease over the watched tubes: at once (wait 0), or parked up to wait_ms while the
+  // socket is watched for a close.
+  asio::awaitable<LeaseTry> LeaseWatched(int64_t wait_ms);
   // The lease token of a job this connection holds, taken out of held_; none if it holds none.
   std::optional<std::string> TakeHeld(uint64_t id);
   int64_t SoonestExpiry() const;
@@ -484,77 +493,86 @@ class CloseWatch {
   asio::steady_timer* done_ = nullptr;
 };
 
+// How long the next parked reserve may wait: to the reserve's own end, at most the
+// longest long-poll, and no later than the DEADLINE_SOON margin of a held job.
+int64_t Session::WaitFor(int64_t until) const {
+  const int64_t now = NowMs();
+  int64_t wait_ms =
+      std::min<int64_t>(until == kNever ? kNever : until - now, ctx_.limits.max_wait_ms);
+  const int64_t soonest = SoonestExpiry();
+  if (soonest != kNever) wait_ms = std::min(wait_ms, soonest - kSafetyMarginMs - now);
+  return wait_ms;
+}
+
+asio::awaitable<Session::LeaseTry> Session::LeaseWatched(int64_t wait_ms) {
+  LeaseCommand command;
+  command.queues = watched_;
+  command.request.max = 1;
+  command.request.wait_ms = wait_ms;
+  command.request.worker = "beanstalk";
+  LeaseTry out;
+  if (wait_ms == 0) {
+    out.result = co_await service_.Lease(std::move(command), nullptr);
+    co_return out;
+  }
+  if (!(co_await Flush())) {
+    out.closed = true;
+    co_return out;
+  }
+  auto slot = std::make_shared<std::shared_ptr<WaitHandle>>();
+  CloseWatch watch(socket_, in_);
+  watch.Start(slot);
+  ctx_.counters.waiting.fetch_add(1, std::memory_order_relaxed);
+  waiting_ = true;
+  const int64_t asked_at = NowMs();
+  out.result = co_await service_.Lease(std::move(command), slot);
+  waiting_ = false;
+  ctx_.counters.waiting.fetch_sub(1, std::memory_order_relaxed);
+  // A wait that ends empty long before its time was cut short (the server drains).
+  out.cut_short =
+      out.result.tasks.empty() && out.result.error.ok() && NowMs() - asked_at < wait_ms / 2;
+  co_await watch.Stop();
+  out.closed = watch.closed();
+  co_return out;
+}
+
 asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
   MarkWorker();
   const int64_t until = timeout_s < 0 ? kNever : NowMs() + timeout_s * 1000;
-  bool first = true;
+  // A timeout of 0, or a held job about to expire (DEADLINE_SOON unless a job is ready),
+  // needs a look without waiting first; otherwise the first lease already waits.
+  bool look_first = timeout_s == 0 || DeadlineSoon();
   for (;;) {
-    const int64_t now = NowMs();
-    int64_t wait_ms = 0;
-    if (!first) {
-      wait_ms = std::min<int64_t>(until == kNever ? kNever : until - now, ctx_.limits.max_wait_ms);
-      const int64_t soonest = SoonestExpiry();
-      if (soonest != kNever) wait_ms = std::min(wait_ms, soonest - kSafetyMarginMs - now);
-      if (wait_ms <= 0) {
-        Reply(DeadlineSoon() ? "DEADLINE_SOON" : "TIMED_OUT");
-        co_return true;
+    const int64_t wait_ms = look_first ? 0 : WaitFor(until);
+    if (wait_ms < 0 || (!look_first && wait_ms == 0)) {
+      Reply(DeadlineSoon() ? "DEADLINE_SOON" : "TIMED_OUT");
+      co_return true;
+    }
+    LeaseTry attempt = co_await LeaseWatched(wait_ms);
+    if (attempt.closed) {
+      if (!attempt.result.granted.empty()) {
+        service_.ReleaseUndelivered(std::move(attempt.result.granted));
       }
-    }
-    LeaseCommand command;
-    command.queues = watched_;
-    command.request.max = 1;
-    command.request.wait_ms = wait_ms;
-    command.request.worker = "beanstalk";
-    LeaseResult result;
-    bool closed = false;
-    bool cut_short = false;
-    if (wait_ms == 0) {
-      result = co_await service_.Lease(std::move(command), nullptr);
-    } else {
-      if (!(co_await Flush())) co_return false;
-      auto slot = std::make_shared<std::shared_ptr<WaitHandle>>();
-      CloseWatch watch(socket_, in_);
-      watch.Start(slot);
-      ctx_.counters.waiting.fetch_add(1, std::memory_order_relaxed);
-      waiting_ = true;
-      const int64_t asked_at = NowMs();
-      result = co_await service_.Lease(std::move(command), slot);
-      waiting_ = false;
-      // A wait that ends empty long before its time was cut short (the server drains):
-      // answer rather than ask again at once.
-      cut_short = result.tasks.empty() && result.error.ok() && NowMs() - asked_at < wait_ms / 2;
-      ctx_.counters.waiting.fetch_sub(1, std::memory_order_relaxed);
-      co_await watch.Stop();
-      closed = watch.closed();
-    }
-    if (closed) {
-      if (!result.granted.empty()) service_.ReleaseUndelivered(std::move(result.granted));
       co_return false;
     }
-    if (!result.error.ok()) {
-      Reply(ReplyForError(result.error));
+    if (!attempt.result.error.ok()) {
+      Reply(ReplyForError(attempt.result.error));
       co_return true;
     }
-    if (!result.tasks.empty()) {
-      Remember(result.tasks[0]);
-      ReplyJob("RESERVED", result.tasks[0]);
+    if (!attempt.result.tasks.empty()) {
+      Remember(attempt.result.tasks[0]);
+      ReplyJob("RESERVED", attempt.result.tasks[0]);
       co_return true;
     }
-    if (cut_short) {
+    if (attempt.cut_short || (look_first && timeout_s == 0 && !DeadlineSoon())) {
       Reply("TIMED_OUT");
       co_return true;
     }
-    if (first) {
-      if (DeadlineSoon()) {
-        Reply("DEADLINE_SOON");
-        co_return true;
-      }
-      if (timeout_s == 0) {
-        Reply("TIMED_OUT");
-        co_return true;
-      }
-      first = false;
+    if (look_first && DeadlineSoon()) {
+      Reply("DEADLINE_SOON");
+      co_return true;
     }
+    look_first = false;
   }
 }
 
