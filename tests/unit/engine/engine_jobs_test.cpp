@@ -129,7 +129,6 @@ TEST_F(EngineJobsTest, DeleteEndsATaskInEveryStateButFinishedOnes) {
   EXPECT_EQ(engine_.Delete(999999, "").error.code, ErrorCode::kNotFound);
 }
 
-
 TEST_F(EngineJobsTest, LeaseTaskTakesAReadyScheduledOrDeadTaskById) {
   const uint64_t first = Put(9), second = Put(1), later = Put(0, 60000);
   LeaseResult got = engine_.LeaseTask(second, LeaseRequest{});
