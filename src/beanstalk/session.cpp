@@ -129,6 +129,7 @@ class Session {
     held_[task.id] = Held{task.lease_token, task.priority, task.lease_expires_at};
   }
   bool DeadlineSoon() const;
+  void ForgetExpired();
   int64_t WaitFor(int64_t until) const;
   struct LeaseTry {
     LeaseResult result;
@@ -138,8 +139,9 @@ class Session {
   // One lease over the watched tubes: at once (wait 0), or parked up to wait_ms while the
   // socket is watched for a close.
   asio::awaitable<LeaseTry> LeaseWatched(int64_t wait_ms);
-  // The lease token of a job this connection holds, taken out of held_; none if it holds none.
-  std::optional<std::string> TakeHeld(uint64_t id);
+  // The lease token of a job this connection holds; none if it holds none.
+  std::optional<std::string> HeldToken(uint64_t id) const;
+  void Settle(uint64_t id, const Error& error, std::string_view ok_reply);
   int64_t SoonestExpiry() const;
 
   tcp::socket socket_;
@@ -431,15 +433,27 @@ asio::awaitable<bool> Session::Put(const Command& c) {
   co_return true;
 }
 
+void Session::ForgetExpired() {
+  const int64_t now = NowMs();
+  absl::erase_if(held_, [now, this](const auto& entry) {
+    if (entry.second.expires_at > now) return false;
+    // Its ttr ran out: the job is no longer this connection's (the engine made it ready).
+    ctx_.counters.job_timeouts.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  });
+}
+
 int64_t Session::SoonestExpiry() const {
   int64_t soonest = kNever;
   for (const auto& [id, held] : held_) soonest = std::min(soonest, held.expires_at);
   return soonest;
 }
 
+// The last second of the soonest held job's ttr (ForgetExpired has dropped the past ones).
 bool Session::DeadlineSoon() const {
   const int64_t soonest = SoonestExpiry();
-  return soonest != kNever && NowMs() >= soonest - kSafetyMarginMs;
+  const int64_t now = NowMs();
+  return soonest != kNever && now >= soonest - kSafetyMarginMs && now < soonest;
 }
 
 // Watches the socket for the peer closing while a reserve waits: bytes the client
@@ -538,11 +552,13 @@ asio::awaitable<Session::LeaseTry> Session::LeaseWatched(int64_t wait_ms) {
 
 asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
   MarkWorker();
+  ForgetExpired();
   const int64_t until = timeout_s < 0 ? kNever : NowMs() + timeout_s * 1000;
   // A timeout of 0, or a held job about to expire (DEADLINE_SOON unless a job is ready),
   // needs a look without waiting first; otherwise the first lease already waits.
   bool look_first = timeout_s == 0 || DeadlineSoon();
   for (;;) {
+    ForgetExpired();
     const int64_t wait_ms = look_first ? 0 : WaitFor(until);
     if (wait_ms < 0 || (!look_first && wait_ms == 0)) {
       Reply(DeadlineSoon() ? "DEADLINE_SOON" : "TIMED_OUT");
@@ -564,7 +580,10 @@ asio::awaitable<bool> Session::Reserve(int64_t timeout_s) {
       ReplyJob("RESERVED", attempt.result.tasks[0]);
       co_return true;
     }
-    if (attempt.cut_short || (look_first && timeout_s == 0 && !DeadlineSoon())) {
+    // A plain reserve never times out (beanstalkd); one with a timeout answers a cut-short
+    // wait rather than asking again at once.
+    if ((attempt.cut_short && timeout_s >= 0) ||
+        (look_first && timeout_s == 0 && !DeadlineSoon())) {
       Reply("TIMED_OUT");
       co_return true;
     }
@@ -596,61 +615,72 @@ asio::awaitable<void> Session::PauseTube(const Command& c) {
   const bool known = c.tube == kDefaultTube || c.tube == used_ ||
                      std::find(watched_.begin(), watched_.end(), c.tube) != watched_.end();
   Error e = co_await service_.PauseQueue(std::string(c.tube), int64_t{c.delay} * 1000, known);
-  Reply(e.ok() ? "PAUSED" : "NOT_FOUND");
+  if (e.ok()) {
+    Reply("PAUSED");
+  } else {
+    Reply(e.code == ErrorCode::kNotFound ? "NOT_FOUND" : ReplyForError(e));
+  }
+}
+
+bool IsStorageError(const Error& e) {
+  return e.code == ErrorCode::kStorageUnavailable || e.code == ErrorCode::kStorageTimeout;
+}
+
+// After a command on a job this connection may hold: done (or refused: the job is not
+// this connection's any more) drops it from held_; a storage error keeps it, since the
+// engine still has it leased, and answers INTERNAL_ERROR.
+void Session::Settle(uint64_t id, const Error& error, std::string_view ok_reply) {
+  if (IsStorageError(error)) {
+    Reply("INTERNAL_ERROR");
+    return;
+  }
+  held_.erase(id);
+  Reply(error.ok() ? ok_reply : "NOT_FOUND");
+}
+
+std::optional<std::string> Session::HeldToken(uint64_t id) const {
+  auto it = held_.find(id);
+  if (it == held_.end()) return std::nullopt;
+  return it->second.token;
 }
 
 asio::awaitable<void> Session::Delete(uint64_t id) {
-  std::string token;
-  if (auto it = held_.find(id); it != held_.end()) token = it->second.token;
-  Outcome<IdState> out = co_await service_.Delete(id, std::move(token));
-  held_.erase(id);
-  if (out.error.ok()) {
-    Reply("DELETED");
-  } else if (out.error.code == ErrorCode::kStorageUnavailable ||
-             out.error.code == ErrorCode::kStorageTimeout) {
-    Reply("INTERNAL_ERROR");
-  } else {
-    Reply("NOT_FOUND");
-  }
-}
-
-std::optional<std::string> Session::TakeHeld(uint64_t id) {
-  auto it = held_.find(id);
-  if (it == held_.end()) return std::nullopt;
-  std::string token = std::move(it->second.token);
-  held_.erase(it);
-  return token;
+  Outcome<IdState> out = co_await service_.Delete(id, HeldToken(id).value_or(""));
+  Settle(id, out.error, "DELETED");
 }
 
 asio::awaitable<void> Session::Release(const Command& c) {
-  std::optional<std::string> token = TakeHeld(c.id);
-  Outcome<IdState> out;
-  if (token) {
-    out = co_await service_.Release(c.id, std::move(*token), PriorityOf(c.pri),
-                                    int64_t{c.delay} * 1000);
+  std::optional<std::string> token = HeldToken(c.id);
+  if (!token) {
+    Reply("NOT_FOUND");
+    co_return;
   }
-  Reply(token && out.error.ok() ? "RELEASED" : "NOT_FOUND");
+  Outcome<IdState> out = co_await service_.Release(c.id, std::move(*token), PriorityOf(c.pri),
+                                                   int64_t{c.delay} * 1000);
+  Settle(c.id, out.error, "RELEASED");
 }
 
 asio::awaitable<void> Session::Bury(const Command& c) {
-  std::optional<std::string> token = TakeHeld(c.id);
-  Outcome<IdState> out;
-  if (token) out = co_await service_.Bury(c.id, std::move(*token), PriorityOf(c.pri));
-  Reply(token && out.error.ok() ? "BURIED" : "NOT_FOUND");
+  std::optional<std::string> token = HeldToken(c.id);
+  if (!token) {
+    Reply("NOT_FOUND");
+    co_return;
+  }
+  Outcome<IdState> out = co_await service_.Bury(c.id, std::move(*token), PriorityOf(c.pri));
+  Settle(c.id, out.error, "BURIED");
 }
 
 asio::awaitable<void> Session::Touch(uint64_t id) {
-  auto it = held_.find(id);
-  if (it == held_.end()) {
+  std::optional<std::string> token = HeldToken(id);
+  if (!token) {
     Reply("NOT_FOUND");
     co_return;
   }
   ExtendCall call;
-  call.token = it->second.token;
+  call.token = std::move(*token);
   Outcome<int64_t> out = co_await service_.Extend(id, std::move(call));
   if (!out.error.ok()) {
-    held_.erase(id);
-    Reply("NOT_FOUND");
+    Settle(id, out.error, "");
     co_return;
   }
   if (auto again = held_.find(id); again != held_.end()) again->second.expires_at = out.value;

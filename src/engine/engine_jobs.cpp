@@ -152,7 +152,11 @@ LeaseResult Engine::LeaseTask(uint64_t id, const LeaseRequest& request) {
 
 Error Engine::PauseQueue(std::string_view name, int64_t delay_ms, bool create) {
   Tick();
-  Queue* queue = create ? &GetOrCreateQueue(name) : FindQueue(name);
+  Queue* queue = FindQueue(name);
+  if (queue == nullptr && create) {
+    if (queues_.size() >= limits_.max_queues) return TooManyQueues();
+    queue = &GetOrCreateQueue(name);
+  }
   if (queue == nullptr) return Error{ErrorCode::kNotFound, "no such queue"};
   if (queue->pause_until() != 0) pause_timers_.erase({queue->pause_until(), queue});
   if (delay_ms <= 0) {

@@ -114,6 +114,16 @@ class BeanstalkTest(unittest.TestCase):
         time.sleep(1.5)  # past the ttr: the job is ready again
         self.assertEqual(c.cmd("reserve-with-timeout 2")[0], f"RESERVED {job} 4".encode())
         self.assertEqual(c.cmd(f"delete {job}")[0], b"DELETED")
+        # A job whose ttr ran out is no longer the connection's: no DEADLINE_SOON for it.
+        gone = c.put(b"gone", ttr=1)
+        self.assertEqual(c.cmd("reserve")[0], f"RESERVED {gone} 4".encode())
+        time.sleep(1.3)
+        other = self.client()
+        self.assertEqual(other.cmd(f"delete {gone}")[0], b"DELETED")  # ready again: anyone's
+        started = time.time()
+        self.assertEqual(c.cmd("reserve-with-timeout 1")[0], b"TIMED_OUT")
+        self.assertGreater(time.time() - started, 0.8)
+        self.assertEqual(yaml_dict(c.cmd("stats")[1])["job-timeouts"] != "0", True)
 
     def test_pause_tube_delays_reserves_and_reserve_job_takes_any_job(self):
         c = self.client()
