@@ -1,7 +1,10 @@
 """A raw beanstalkd-protocol client for the integration tests: sends command lines and
 reads replies (with their data blocks for RESERVED, FOUND and OK). Standard library only.
 Used by test_beanstalk.py, against Conveyor's listener and against Debian's beanstalkd."""
+import os
+import shutil
 import socket
+import subprocess
 import time
 
 DATA_REPLIES = (b"RESERVED", b"FOUND", b"OK")
@@ -74,3 +77,27 @@ def yaml_dict(data):
         key, _, value = line.partition(": ")
         out[key] = value
     return out
+
+
+def beanstalkd_binary():
+    """Debian's beanstalkd (scripts/install-deps.sh installs it)."""
+    path = shutil.which("beanstalkd") or "/usr/bin/beanstalkd"
+    if not os.path.exists(path):
+        raise RuntimeError("beanstalkd is missing: run scripts/install-deps.sh")
+    return path
+
+
+def start_beanstalkd(port, *args):
+    """Debian's beanstalkd on 127.0.0.1:port, in memory; returns its process once it
+    accepts connections. The caller kills it (by PID)."""
+    proc = subprocess.Popen([beanstalkd_binary(), "-l", "127.0.0.1", "-p", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise RuntimeError("beanstalkd did not start")

@@ -6,15 +6,13 @@ import base64
 import json
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from beanstalk_client import Beanstalk, yaml_dict  # noqa: E402
+from beanstalk_client import Beanstalk, start_beanstalkd, yaml_dict  # noqa: E402
 from durable_server import DurableTestCase  # noqa: E402
 from harness import Server, free_port  # noqa: E402
 
@@ -257,9 +255,6 @@ class BeanstalkTest(unittest.TestCase):
         self.assertTrue(c.closed_within(2))
 
 
-BEANSTALKD = shutil.which("beanstalkd") or (
-    "/usr/bin/beanstalkd" if os.path.exists("/usr/bin/beanstalkd") else None)
-
 # One session of commands, malformed ones included; each entry is sent as is and its
 # reply (line and data) compared. Ids are mapped to J1, J2... in order of appearance.
 SCRIPT = [
@@ -322,22 +317,14 @@ def run_script(port):
     return normalize(replies)[0]
 
 
-@unittest.skipUnless(BEANSTALKD, "Debian's beanstalkd is not installed")
 class DifferentialTest(unittest.TestCase):
     def test_the_same_script_gets_the_same_replies_as_beanstalkd(self):
         bport = free_port()
         server = Server(["--beanstalk", f"127.0.0.1:{bport}"])
         self.addCleanup(server.stop)
         port = free_port()
-        ref = subprocess.Popen([BEANSTALKD, "-l", "127.0.0.1", "-p", str(port), "-z", "1048576"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ref = start_beanstalkd(port, "-z", "1048576")  # Conveyor's job size limit
         self.addCleanup(lambda: (ref.kill(), ref.wait()))
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
         theirs = run_script(port)
         ours = run_script(bport)
         for i, (a, b) in enumerate(zip(theirs, ours)):

@@ -6,20 +6,17 @@ release, bury, kick, delete, stats, several tubes. The same script first runs ag
 Debian's beanstalkd, so its expectations are beanstalkd's own."""
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from beanstalk_client import start_beanstalkd  # noqa: E402
 from harness import Server, free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENTS = os.path.join(HERE, "beanstalk_clients")
 NODE = shutil.which("node")
-BEANSTALKD = shutil.which("beanstalkd") or (
-    "/usr/bin/beanstalkd" if os.path.exists("/usr/bin/beanstalkd") else None)
 
 
 def run_client(lib, port, tube):
@@ -43,22 +40,14 @@ class RealClientsTest(unittest.TestCase):
         cls.server.stop()
 
     def check(self, lib):
-        if BEANSTALKD:
-            port = free_port()
-            ref = subprocess.Popen([BEANSTALKD, "-l", "127.0.0.1", "-p", str(port)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            try:
-                for _ in range(100):
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                        break
-                    except OSError:
-                        time.sleep(0.05)
-                rc, out = run_client(lib, port, f"{lib}-ref")
-                self.assertEqual(rc, 0, f"against beanstalkd itself: {out}")
-            finally:
-                ref.kill()
-                ref.wait()
+        port = free_port()
+        ref = start_beanstalkd(port)
+        try:
+            rc, out = run_client(lib, port, f"{lib}-ref")
+            self.assertEqual(rc, 0, f"against beanstalkd itself: {out}")
+        finally:
+            ref.kill()
+            ref.wait()
         rc, out = run_client(lib, self.bport, f"{lib}-tube")
         self.assertEqual(rc, 0, out + self.server.output()[-2000:])
         self.assertIn(f"{lib}: ok", out)
