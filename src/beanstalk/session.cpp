@@ -382,6 +382,10 @@ asio::awaitable<bool> Session::Dispatch(const Command& c) {
 
 // ---- commands --------------------------------------------------------------------------
 
+bool IsStorageError(const Error& e) {
+  return e.code == ErrorCode::kStorageUnavailable || e.code == ErrorCode::kStorageTimeout;
+}
+
 const char* ReplyForError(const Error& error) {
   switch (error.code) {
     case ErrorCode::kTooManyRequests:
@@ -600,9 +604,7 @@ asio::awaitable<void> Session::ReserveJob(uint64_t id) {
   request.worker = "beanstalk";
   LeaseResult result = co_await service_.LeaseTask(id, std::move(request));
   if (result.tasks.empty()) {
-    const bool storage = result.error.code == ErrorCode::kStorageUnavailable ||
-                         result.error.code == ErrorCode::kStorageTimeout;
-    Reply(storage ? "INTERNAL_ERROR" : "NOT_FOUND");
+    Reply(IsStorageError(result.error) ? "INTERNAL_ERROR" : "NOT_FOUND");
     co_return;
   }
   MarkWorker();
@@ -620,10 +622,6 @@ asio::awaitable<void> Session::PauseTube(const Command& c) {
   } else {
     Reply(e.code == ErrorCode::kNotFound ? "NOT_FOUND" : ReplyForError(e));
   }
-}
-
-bool IsStorageError(const Error& e) {
-  return e.code == ErrorCode::kStorageUnavailable || e.code == ErrorCode::kStorageTimeout;
 }
 
 // After a command on a job this connection may hold: done (or refused: the job is not

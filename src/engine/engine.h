@@ -264,6 +264,7 @@ class Engine {
   Task* RetryDead(Task* task, StoredTask& stored);
   // Up to n scheduled tasks of the queue, earliest run time first (a walk of timers_).
   std::vector<Task*> EarliestScheduled(const Queue& queue, size_t n);
+  void RunNow(Task& task);
   void Publish(const std::vector<uint64_t>& ids);
   void CountLive(TaskState from, TaskState to);
   void SetState(Task& task, TaskState state, int64_t now);

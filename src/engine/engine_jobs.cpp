@@ -48,6 +48,14 @@ std::vector<Task*> Engine::EarliestScheduled(const Queue& queue, size_t n) {
   return out;
 }
 
+// A scheduled task ready now (a kick): its run time becomes now.
+void Engine::RunNow(Task& task) {
+  const int64_t now = Now();
+  task.run_at = now;
+  SetState(task, TaskState::kReady, now);
+  journal_.TaskChanged(task);
+}
+
 Outcome<uint32_t> Engine::Kick(std::string_view queue_name, uint32_t bound) {
   Tick();
   if (!journal_.writable()) return {StorageDown(), {}};
@@ -69,11 +77,8 @@ Outcome<uint32_t> Engine::Kick(std::string_view queue_name, uint32_t bound) {
       ++kicked;
     }
   } else {
-    const int64_t now = Now();
     for (Task* task : EarliestScheduled(*queue, bound)) {
-      task->run_at = now;
-      SetState(*task, TaskState::kReady, now);
-      journal_.TaskChanged(*task);
+      RunNow(*task);
       ++kicked;
     }
   }
@@ -90,10 +95,7 @@ Outcome<IdState> Engine::KickTask(uint64_t id) {
   if (task->state == TaskState::kDead) {
     task = RetryDead(task, stored);
   } else if (task->state == TaskState::kScheduled) {
-    const int64_t now = Now();
-    task->run_at = now;
-    SetState(*task, TaskState::kReady, now);
-    journal_.TaskChanged(*task);
+    RunNow(*task);
   } else {
     return Fail<IdState>(ErrorCode::kInvalidState,
                          std::string("only a dead or scheduled task can be kicked; this one is ") +
