@@ -1,6 +1,7 @@
 #include "beanstalk/session.h"
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -32,6 +33,9 @@ constexpr size_t kReadAheadBytes = 64 * 1024;
 // beanstalkd's DEADLINE_SOON margin.
 constexpr int64_t kSafetyMarginMs = 1000;
 constexpr std::string_view kDefaultTube = "default";
+// A connection watches at most this many tubes (beanstalkd has no bound); one more watch is
+// answered OUT_OF_MEMORY, so thousands of connections cannot fill memory with tube names.
+constexpr size_t kMaxWatchedTubes = 256;
 
 int64_t NowMs() { return SystemClock::Instance().NowMs(); }
 
@@ -175,6 +179,8 @@ std::vector<std::string> Session::TubesOnThisThread() {
     tubes.push_back(s->used_);
     tubes.insert(tubes.end(), s->watched_.begin(), s->watched_.end());
   }
+  std::sort(tubes.begin(), tubes.end());
+  tubes.erase(std::unique(tubes.begin(), tubes.end()), tubes.end());
   return tubes;
 }
 
@@ -293,6 +299,10 @@ asio::awaitable<bool> Session::Dispatch(const Command& c) {
       break;
     case CommandKind::kWatch:
       if (std::find(watched_.begin(), watched_.end(), c.tube) == watched_.end()) {
+        if (watched_.size() >= kMaxWatchedTubes) {
+          Reply("OUT_OF_MEMORY");
+          break;
+        }
         watched_.emplace_back(c.tube);
       }
       Reply(fmt::format("WATCHING {}", watched_.size()));
@@ -743,13 +753,16 @@ asio::awaitable<void> Session::ListTubes() {
   auto collect = [] { return TubesOnThisThread(); };
   std::vector<std::vector<std::string>> used =
       co_await OnEveryThread<std::vector<std::string>>(ctx_.shards, collect);
+  // default first, then the queues in their order, then tubes only used or watched.
   std::vector<std::string> names{std::string(kDefaultTube)};
-  auto add = [&names](const std::string& name) {
-    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
-  };
-  for (const QueueSnapshot& q : all) add(q.name);
+  absl::flat_hash_set<std::string_view> seen{kDefaultTube};
+  for (const QueueSnapshot& q : all) {
+    if (seen.insert(q.name).second) names.push_back(q.name);
+  }
   for (const auto& part : used) {
-    for (const std::string& name : part) add(name);
+    for (const std::string& name : part) {
+      if (seen.insert(name).second) names.push_back(name);
+    }
   }
   ReplyYaml(ListYaml(names));
 }

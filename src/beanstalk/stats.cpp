@@ -63,11 +63,11 @@ std::string StatsJobYaml(const TaskView& task, int64_t now_ms) {
   if (task.state == TaskState::kScheduled) time_left = Seconds(task.run_at - now_ms);
   return fmt::format(
       "---\nid: {}\ntube: {}\nstate: {}\npri: {}\nage: {}\ndelay: {}\nttr: {}\ntime-left: {}\n"
-      "file: 0\nreserves: {}\ntimeouts: {}\nreleases: 0\nburies: {}\nkicks: 0\n",
+      "file: 0\nreserves: {}\ntimeouts: {}\nreleases: {}\nburies: {}\nkicks: {}\n",
       task.id, task.queue, JobState(task.state), PriOf(task.priority),
       Seconds(now_ms - task.created_at), Seconds(task.run_at - task.created_at),
       std::max<int64_t>(1, Seconds(task.lease_ms)), time_left, task.attempts, TimeoutsOf(task),
-      task.state == TaskState::kDead ? 1 : 0);
+      task.releases, task.buries, task.kicks);
 }
 
 std::string StatsTubeYaml(const QueueSnapshot& q, uint64_t using_it, uint64_t watching,
@@ -79,17 +79,20 @@ std::string StatsTubeYaml(const QueueSnapshot& q, uint64_t using_it, uint64_t wa
   return fmt::format(
       "---\nname: {}\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n"
       "current-jobs-delayed: {}\ncurrent-jobs-buried: {}\ntotal-jobs: {}\ncurrent-using: {}\n"
-      "current-watching: {}\ncurrent-waiting: {}\ncmd-delete: 0\ncmd-pause-tube: 0\npause: {}\n"
+      "current-watching: {}\ncurrent-waiting: {}\ncmd-delete: {}\ncmd-pause-tube: {}\npause: {}\n"
       "pause-time-left: {}\n",
       q.name, q.urgent, n(TaskState::kReady), n(TaskState::kLeased), n(TaskState::kScheduled),
-      n(TaskState::kDead), q.totals.enqueued, using_it, watching, waiting, pause, left);
+      n(TaskState::kDead), q.totals.enqueued, using_it, watching, waiting, q.totals.deletes,
+      q.totals.pauses, pause, left);
 }
 
 std::string StatsYaml(const std::vector<QueueSnapshot>& queues, const ServerCounters& c,
                       size_t open_connections, size_t max_job_bytes, int64_t now_mono_ms) {
   std::array<uint64_t, kTaskStateCount> jobs{};
+  uint64_t urgent = 0;
   for (const QueueSnapshot& q : queues) {
     for (size_t i = 0; i < jobs.size(); ++i) jobs[i] += q.counts[i];
+    urgent += q.urgent;
   }
   auto n = [&jobs](TaskState s) { return jobs[static_cast<size_t>(s)]; };
   rusage usage{};
@@ -97,9 +100,10 @@ std::string StatsYaml(const std::vector<QueueSnapshot>& queues, const ServerCoun
   utsname host{};
   uname(&host);
   std::string out = fmt::format(
-      "---\ncurrent-jobs-urgent: 0\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n"
+      "---\ncurrent-jobs-urgent: {}\ncurrent-jobs-ready: {}\ncurrent-jobs-reserved: {}\n"
       "current-jobs-delayed: {}\ncurrent-jobs-buried: {}\n",
-      n(TaskState::kReady), n(TaskState::kLeased), n(TaskState::kScheduled), n(TaskState::kDead));
+      urgent, n(TaskState::kReady), n(TaskState::kLeased), n(TaskState::kScheduled),
+      n(TaskState::kDead));
   static constexpr std::pair<std::string_view, CommandKind> kCounted[] = {
       {"cmd-put", CommandKind::kPut},
       {"cmd-peek", CommandKind::kPeek},

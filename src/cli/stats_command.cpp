@@ -1,10 +1,13 @@
-// `conveyor stats [QUEUE]`: queue counts and totals as a table.
+// `conveyor stats [QUEUE]`: queue counts and totals as a table and, for the whole server,
+// its traffic by door and command (HTTP routes, beanstalkd commands; read from /metrics).
 #include <boost/json/parse.hpp>
 #include <cstdio>
 #include <iostream>
+#include <map>
 
 #include "cli/commands.h"
 #include "client/http_client.h"
+#include "common/prometheus_text.h"
 
 namespace conveyor {
 namespace {
@@ -21,6 +24,26 @@ uint64_t Count(const json::value& q, const char* group, const char* name) {
   if (v == nullptr || !v->is_object()) return 0;
   const json::value* n = v->as_object().if_contains(name);
   return n != nullptr && n->is_number() ? n->to_number<uint64_t>() : 0;
+}
+
+// The server's request counters: HTTP requests by route (all statuses), beanstalkd
+// commands by command. Nothing when /metrics cannot be read (an older server).
+void PrintTraffic(HttpClient& client) {
+  HttpResult r = client.Request("GET", "/metrics");
+  if (r.status != 200) return;
+  std::map<std::pair<std::string, std::string>, double> rows;  // (door, command) -> count
+  for (const PrometheusSample& s : ParsePrometheusText(r.body)) {
+    if (s.name == "conveyor_http_requests_total") {
+      rows[{"http", std::string(s.label("route"))}] += s.value;
+    } else if (s.name == "conveyor_beanstalk_commands_total") {
+      rows[{"beanstalkd", std::string(s.label("command"))}] += s.value;
+    }
+  }
+  std::printf("\n%-12s %-24s %12s\n", "DOOR", "COMMAND", "COUNT");
+  for (const auto& [key, count] : rows) {
+    std::printf("%-12s %-24s %12.0f\n", key.first.c_str(), key.second.c_str(), count);
+  }
+  if (rows.empty()) std::printf("(no requests yet)\n");
 }
 
 int RunStats(const StatsOptions& o) {
@@ -67,6 +90,7 @@ int RunStats(const StatsOptions& o) {
                 (unsigned long long)Count(q, "totals", "acked"));
   }
   if (queues.empty()) std::printf("(no queues yet)\n");
+  if (o.queue.empty()) PrintTraffic(client);
   return 0;
 }
 
@@ -74,7 +98,8 @@ int RunStats(const StatsOptions& o) {
 
 void AddStatsCommand(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<StatsOptions>();
-  CLI::App* cmd = app.add_subcommand("stats", "Show queue counts as a table.");
+  CLI::App* cmd = app.add_subcommand(
+      "stats", "Show queue counts as a table, and the server's traffic by door and command.");
   cmd->add_option("queue", o->queue, "Only this queue");
   AddServerOption(*cmd, o->server);
   cmd->callback([o, &exit_code] { exit_code = RunStats(*o); });

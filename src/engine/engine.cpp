@@ -480,7 +480,9 @@ Outcome<IdState> Engine::Retry(uint64_t id) {
 
 Task* Engine::RetryDead(Task* task, StoredTask& stored) {
   task = Unfinished(task, stored);
-  task->attempts = 0;
+  // A new chance against max_attempts; a task without a limit (a beanstalkd job) keeps its
+  // count, which is then only a count (beanstalkd's reserves).
+  if (task->max_attempts != UINT32_MAX) task->attempts = 0;
   task->dead_reason = DeadReason::kNone;
   task->set_deadline(kNever);  // a manual retry is a new chance; the old deadline has passed
   SetState(*task, TaskState::kReady, Now());
@@ -585,11 +587,6 @@ QueueSnapshot Engine::QueueStats(std::string_view queue_name) {
   if (Queue* queue = FindQueue(queue_name)) {
     QueueSnapshot snapshot = SnapshotOf(*queue);
     snapshot.exists = true;
-    // beanstalkd's "urgent" jobs: ready with pri < 1024, i.e. the head of the ready order.
-    for (const Task* task : queue->ready()) {
-      if (task->priority <= kUrgentBelowPriority) break;
-      ++snapshot.urgent;
-    }
     return snapshot;
   }
   return SnapshotOf(Queue(std::string(queue_name)));

@@ -8,6 +8,13 @@
 #include "engine/saturating.h"
 
 namespace conveyor {
+namespace {
+
+void CountUp(uint32_t& n) {
+  if (n < UINT32_MAX) ++n;
+}
+
+}  // namespace
 
 Outcome<IdState> Engine::Release(uint64_t id, std::string_view token, int32_t priority,
                                  int64_t delay_ms) {
@@ -17,6 +24,7 @@ Outcome<IdState> Engine::Release(uint64_t id, std::string_view token, int32_t pr
   if (task == nullptr) return {refused, {}};
   const int64_t now = Now();
   task->priority = priority;  // a leased task is in no index ordered by priority
+  CountUp(task->cold().releases);
   task->run_at = SaturatingAdd(now, std::max<int64_t>(delay_ms, 0));
   SetState(*task, delay_ms > 0 ? TaskState::kScheduled : TaskState::kReady, now);
   journal_.TaskChanged(*task);
@@ -30,6 +38,7 @@ Outcome<IdState> Engine::Bury(uint64_t id, std::string_view token, int32_t prior
   Task* task = HeldTask(id, token, stored, refused);
   if (task == nullptr) return {refused, {}};
   task->priority = priority;
+  CountUp(task->cold().buries);
   Kill(*task, DeadReason::kBuried, Now());
   journal_.TaskChanged(*task);
   return IdStateOf(*task);
@@ -73,11 +82,13 @@ Outcome<uint32_t> Engine::Kick(std::string_view queue_name, uint32_t bound) {
         if (kicked == 0) return {refused.error, 0};
         break;  // a storage error part way: what was kicked stays kicked
       }
+      CountUp(task->cold().kicks);
       RetryDead(task, stored);
       ++kicked;
     }
   } else {
     for (Task* task : EarliestScheduled(*queue, bound)) {
+      CountUp(task->cold().kicks);
       RunNow(*task);
       ++kicked;
     }
@@ -93,8 +104,10 @@ Outcome<IdState> Engine::KickTask(uint64_t id) {
   StoredTask stored;
   if (Outcome<IdState> refused; !Locate(id, task, stored, refused)) return refused;
   if (task->state == TaskState::kDead) {
+    CountUp(task->cold().kicks);
     task = RetryDead(task, stored);
   } else if (task->state == TaskState::kScheduled) {
+    CountUp(task->cold().kicks);
     RunNow(*task);
   } else {
     return Fail<IdState>(ErrorCode::kInvalidState,
@@ -160,6 +173,7 @@ Error Engine::PauseQueue(std::string_view name, int64_t delay_ms, bool create) {
     queue = &GetOrCreateQueue(name);
   }
   if (queue == nullptr) return Error{ErrorCode::kNotFound, "no such queue"};
+  queue->totals().pauses++;
   if (queue->pause_until() != 0) pause_timers_.erase({queue->pause_until(), queue});
   if (delay_ms <= 0) {
     queue->set_pause(0, 0);
@@ -202,6 +216,7 @@ Outcome<IdState> Engine::Delete(uint64_t id, std::string_view token) {
       return Fail<IdState>(ErrorCode::kInvalidState, std::string("the task is already ") +
                                                          std::string(TaskStateName(task->state)));
   }
+  task->queue->totals().deletes++;
   ServeWaiters();
   return IdStateOf(*task);
 }

@@ -44,6 +44,9 @@ struct ReadyOrder {
 };
 using ReadySet = absl::btree_set<const Task*, ReadyOrder>;
 
+// A priority above this is beanstalkd's pri below 1024 (its "urgent" jobs).
+inline constexpr int32_t kUrgentBelowPriority = 2147483647 - 1024;
+
 struct QueueTotals {
   uint64_t enqueued = 0;
   uint64_t leased = 0;
@@ -51,6 +54,8 @@ struct QueueTotals {
   uint64_t nacked = 0;
   uint64_t expired = 0;
   uint64_t dead = 0;
+  uint64_t deletes = 0;  // Engine::Delete and Engine::PauseQueue calls (beanstalkd's
+  uint64_t pauses = 0;   // cmd-delete and cmd-pause-tube of a tube)
 };
 
 // Upper bounds (ms) of the ready->leased wait histogram buckets; +Inf is implicit.
@@ -68,8 +73,15 @@ class Queue {
   // Index upkeep, called by the Engine on every state change.
   void Add(const Task& task);
   void Remove(const Task& task);
-  void AddReady(const Task& task) { ready_.insert(ready_.end(), &task); }
-  void RemoveReady(const Task& task) { ready_.erase(&task); }
+  void AddReady(const Task& task) {
+    ready_.insert(ready_.end(), &task);
+    urgent_ += task.priority > kUrgentBelowPriority;
+  }
+  void RemoveReady(const Task& task) {
+    if (ready_.erase(&task) > 0) urgent_ -= task.priority > kUrgentBelowPriority;
+  }
+  // Ready tasks above kUrgentBelowPriority (a task's priority never changes while ready).
+  uint64_t urgent() const { return urgent_; }
 
   const ReadySet& ready() const { return ready_; }
   const absl::btree_set<uint64_t>& ids_in(TaskState s) const { return by_state_[Index(s)]; }
@@ -123,6 +135,7 @@ class Queue {
   std::string name_;
   QueueConfig config_;
   ReadySet ready_;
+  uint64_t urgent_ = 0;
   std::array<absl::btree_set<uint64_t>, kTaskStateCount> by_state_;
   std::deque<std::pair<int64_t, uint64_t>> finished_;
   absl::flat_hash_map<uint64_t, std::string> finished_keys_;

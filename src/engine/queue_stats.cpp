@@ -10,6 +10,7 @@ QueueSnapshot SnapshotOf(const Queue& queue) {
   s.config = queue.config();
   s.wait_buckets = queue.wait_buckets();
   s.wait_sum_ms = queue.wait_sum_ms();
+  s.urgent = queue.urgent();
   s.pause_ms = queue.pause_ms();
   s.pause_until_mono = queue.pause_until();
   return s;

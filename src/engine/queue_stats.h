@@ -10,9 +10,6 @@
 
 namespace conveyor {
 
-// A priority above this is beanstalkd's pri below 1024 (its "urgent" jobs).
-inline constexpr int32_t kUrgentBelowPriority = 2147483647 - 1024;
-
 struct QueueSnapshot {
   std::string name;
   std::array<uint64_t, kTaskStateCount> counts{};
@@ -20,11 +17,10 @@ struct QueueSnapshot {
   QueueConfig config;
   std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets{};
   int64_t wait_sum_ms = 0;
-  // Only from Engine::QueueStats (one queue): the queue exists, and its ready tasks above
-  // kUrgentBelowPriority (beanstalkd's urgent jobs, pri < 1024).
+  // Only from Engine::QueueStats (one queue): the queue exists.
   bool exists = false;
-  uint64_t urgent = 0;
-  int64_t pause_ms = 0;          // a timed pause's length (PauseQueue); 0: none
+  uint64_t urgent = 0;   // ready tasks above kUrgentBelowPriority (beanstalkd's urgent jobs)
+  int64_t pause_ms = 0;  // a timed pause's length (PauseQueue); 0: none
   int64_t pause_until_mono = 0;  // its end on the monotonic clock
 };
 

@@ -96,6 +96,9 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.progress = task.progress();
   v.errors = task.errors();
   v.idempotency_key = task.idempotency_key();
+  v.releases = task.releases();
+  v.buries = task.buries();
+  v.kicks = task.kicks();
   if (task.state == TaskState::kLeased) {
     v.lease_expires_at = task.lease_expires_at();
     v.lease_worker = task.lease_worker();

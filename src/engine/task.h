@@ -54,6 +54,11 @@ struct TaskCold {
   int64_t finished_at = 0;
   int64_t deadline = kNever;  // not leased by then -> dead (expired)
   int32_t lease_ms = 0;       // 0: use the queue's (at most 24 h)
+  // How often the task was released, buried and kicked (the job commands; beanstalkd's
+  // stats-job counts them).
+  uint32_t releases = 0;
+  uint32_t buries = 0;
+  uint32_t kicks = 0;
 };
 
 enum StoredDelta : uint8_t { kStateDeltaStored = 1, kResultStored = 2, kProgressStored = 4 };
@@ -116,6 +121,9 @@ struct Task {
   int64_t finished_at() const { return cold_ ? cold_->finished_at : 0; }
   int64_t deadline() const { return cold_ ? cold_->deadline : kNever; }
   int32_t lease_ms() const { return cold_ ? cold_->lease_ms : 0; }
+  uint32_t releases() const { return cold_ ? cold_->releases : 0; }
+  uint32_t buries() const { return cold_ ? cold_->buries : 0; }
+  uint32_t kicks() const { return cold_ ? cold_->kicks : 0; }
   // Setters that leave a default value unallocated.
   void set_deadline(int64_t v) {
     if (cold_ || v != kNever) cold().deadline = v;

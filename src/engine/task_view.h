@@ -32,6 +32,9 @@ struct TaskView {
   std::string progress;  // as given with an extend; empty: none
   std::vector<TaskError> errors;
   std::string idempotency_key;
+  uint32_t releases = 0;  // job commands on the task (beanstalkd's stats-job)
+  uint32_t buries = 0;
+  uint32_t kicks = 0;
   // While leased. The token only in the answer to the lease that granted it.
   int64_t lease_expires_at = 0;
   std::string lease_worker;

@@ -35,6 +35,9 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Bytes(t.lease_worker());
   w.Signed(t.lease_expires_at());
   w.Byte(static_cast<uint8_t>(t.payload_kind));
+  w.Varint(t.releases());
+  w.Varint(t.buries());
+  w.Varint(t.kicks());
 }
 
 bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
@@ -93,6 +96,18 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
     uint8_t kind;
     if (!r.Byte(kind) || kind > static_cast<uint8_t>(PayloadKind::kBytes)) return false;
     t.payload_kind = static_cast<PayloadKind>(kind);
+  }
+  if (version >= 4) {
+    uint64_t releases, buries, kicks;
+    if (!r.Varint(releases) || !r.Varint(buries) || !r.Varint(kicks) || releases > UINT32_MAX ||
+        buries > UINT32_MAX || kicks > UINT32_MAX) {
+      return false;
+    }
+    if (releases + buries + kicks > 0) {
+      t.cold().releases = static_cast<uint32_t>(releases);
+      t.cold().buries = static_cast<uint32_t>(buries);
+      t.cold().kicks = static_cast<uint32_t>(kicks);
+    }
   }
   return r.done();
 }

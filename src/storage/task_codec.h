@@ -13,8 +13,9 @@
 namespace conveyor {
 
 // Version 2 added the payload kind; version 3 moved result and progress to records of
-// their own (deltas family). Versions 1 and 2 (result and progress inline) still load.
-inline constexpr uint8_t kTaskRecordVersion = 3;
+// their own (deltas family); version 4 added the release, bury and kick counts. Older
+// versions still load (1 and 2 with result and progress inline; counts 0 before 4).
+inline constexpr uint8_t kTaskRecordVersion = 4;
 inline constexpr uint8_t kStateDeltaVersion = 1;
 
 // Keys of the `deltas` family: the task id (big-endian) and one tag byte, so a task's

@@ -173,5 +173,51 @@ TEST_F(EngineJobsTest, APauseKeepsLeasesAwayUntilItEnds) {
   EXPECT_EQ(engine_.QueueStats("fresh").pause_ms, 5000);
 }
 
+TEST_F(EngineJobsTest, JobCommandsAreCountedOnTheTaskAndTheQueue) {
+  const uint64_t a = Put(1);
+  auto [id, token] = Reserve();
+  ASSERT_EQ(id, a);
+  ASSERT_TRUE(engine_.Release(a, token, 1, 0).error.ok());
+  token = Reserve().second;
+  ASSERT_TRUE(engine_.Bury(a, token, 1).error.ok());
+  ASSERT_EQ(engine_.Kick("q", 1).value, 1u);
+  TaskView view = engine_.GetTask(a).value;
+  EXPECT_EQ(view.releases, 1u);
+  EXPECT_EQ(view.buries, 1u);
+  EXPECT_EQ(view.kicks, 1u);
+  // The default max_attempts renews its chances on a kick; without a limit the count stays.
+  EXPECT_EQ(view.attempts, 0u);
+  TaskSpec spec;
+  spec.payload = "x";
+  spec.max_attempts = UINT32_MAX;
+  std::vector<TaskSpec> specs;
+  specs.push_back(std::move(spec));
+  const uint64_t b = engine_.Enqueue("unlimited", std::move(specs)).tasks.at(0).id;
+  token = Reserve("unlimited").second;
+  ASSERT_TRUE(engine_.Bury(b, token, 1).error.ok());
+  ASSERT_EQ(engine_.KickTask(b).value.state, TaskState::kReady);
+  EXPECT_EQ(engine_.GetTask(b).value.attempts, 1u);
+
+  ASSERT_TRUE(engine_.Delete(a, "").error.ok());
+  ASSERT_TRUE(engine_.PauseQueue("unlimited", 0, false).ok());
+  EXPECT_EQ(engine_.QueueStats("q").totals.deletes, 1u);
+  EXPECT_EQ(engine_.QueueStats("unlimited").totals.pauses, 1u);
+}
+
+TEST_F(EngineJobsTest, UrgentCountsReadyTasksAboveTheUrgentPriority) {
+  const uint64_t urgent = Put(kUrgentBelowPriority + 1);
+  Put(kUrgentBelowPriority);
+  Put(kUrgentBelowPriority + 5, 1000);  // scheduled: not ready, not counted
+  EXPECT_EQ(engine_.QueueStats("q").urgent, 1u);
+  auto [id, token] = Reserve();
+  ASSERT_EQ(id, urgent);
+  EXPECT_EQ(engine_.QueueStats("q").urgent, 0u);
+  ASSERT_TRUE(engine_.Release(id, token, 0, 0).error.ok());  // now below: not urgent
+  EXPECT_EQ(engine_.QueueStats("q").urgent, 0u);
+  clock_.Advance(1000);
+  engine_.Tick();
+  EXPECT_EQ(engine_.QueueStats("q").urgent, 1u);
+}
+
 }  // namespace
 }  // namespace conveyor

@@ -30,11 +30,17 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   t.cold().lease_token = "tok";
   t.cold().lease_worker = "w1";
   t.set_lease_expires_at(1700000003000);
+  t.cold().releases = 4;
+  t.cold().buries = 1;
+  t.cold().kicks = 300;
   std::string bytes;
   EncodeTaskMeta(t, bytes);
   StoredTask back;
   ASSERT_TRUE(DecodeTaskMeta(bytes, back));
   EXPECT_EQ(back.queue, "orders");
+  EXPECT_EQ(back.task.releases(), 4u);
+  EXPECT_EQ(back.task.buries(), 1u);
+  EXPECT_EQ(back.task.kicks(), 300u);
   EXPECT_EQ(back.task.id, t.id);
   EXPECT_EQ(back.task.priority, -7);
   EXPECT_EQ(back.task.state, TaskState::kLeased);
@@ -51,6 +57,27 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
     StoredTask partial;
     EXPECT_FALSE(DecodeTaskMeta(std::string_view(bytes).substr(0, n), partial)) << n;
   }
+}
+
+// A record written before the job counts (version 3) still loads, with counts 0.
+TEST(TaskCodecTest, VersionThreeRecordLoadsWithoutCounts) {
+  Queue queue("old");
+  Task t;
+  t.id = 99;
+  t.queue = &queue;
+  t.attempts = 2;
+  std::string bytes;
+  EncodeTaskMeta(t, bytes);
+  ASSERT_EQ(bytes.substr(bytes.size() - 3), std::string(3, '\0'));  // three zero varints
+  bytes.resize(bytes.size() - 3);
+  bytes[0] = 3;
+  StoredTask back;
+  ASSERT_TRUE(DecodeTaskMeta(bytes, back));
+  EXPECT_EQ(back.task.id, 99u);
+  EXPECT_EQ(back.task.attempts, 2u);
+  EXPECT_EQ(back.task.releases() + back.task.buries() + back.task.kicks(), 0u);
+  bytes[0] = 4;  // the same bytes claiming version 4 lack the counts
+  EXPECT_FALSE(DecodeTaskMeta(bytes, back));
 }
 
 TEST(TaskCodecTest, StateDeltaIsSmallAndAppliesOnlyStateFields) {
