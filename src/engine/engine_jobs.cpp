@@ -46,13 +46,9 @@ Outcome<IdState> Engine::Bury(uint64_t id, std::string_view token, int32_t prior
 
 std::vector<Task*> Engine::EarliestScheduled(const Queue& queue, size_t n) {
   std::vector<Task*> out;
-  if (queue.count(TaskState::kScheduled) == 0) return out;
-  for (const auto& [due, id] : timers_) {
+  for (const auto& [run_at, id] : queue.scheduled()) {
     if (out.size() >= n) break;
-    Task* task = FindTask(id);
-    if (task != nullptr && task->queue == &queue && task->state == TaskState::kScheduled) {
-      out.push_back(task);
-    }
+    if (Task* task = FindTask(id)) out.push_back(task);
   }
   return out;
 }
@@ -60,8 +56,8 @@ std::vector<Task*> Engine::EarliestScheduled(const Queue& queue, size_t n) {
 // A scheduled task ready now (a kick): its run time becomes now.
 void Engine::RunNow(Task& task) {
   const int64_t now = Now();
+  SetState(task, TaskState::kReady, now);  // first: the scheduled index is keyed by run_at
   task.run_at = now;
-  SetState(task, TaskState::kReady, now);
   journal_.TaskChanged(task);
 }
 

@@ -8,11 +8,13 @@ void Queue::Add(const Task& task) {
   auto& ids = by_state_[Index(task.state)];
   ids.insert(ids.end(), task.id);
   if (task.state == TaskState::kReady) AddReady(task);
+  if (task.state == TaskState::kScheduled) scheduled_.insert({task.run_at, task.id});
 }
 
 void Queue::Remove(const Task& task) {
   by_state_[Index(task.state)].erase(task.id);
   if (task.state == TaskState::kReady) RemoveReady(task);
+  if (task.state == TaskState::kScheduled) scheduled_.erase({task.run_at, task.id});
 }
 
 bool Queue::empty() const {

@@ -84,6 +84,9 @@ class Queue {
   uint64_t urgent() const { return urgent_; }
 
   const ReadySet& ready() const { return ready_; }
+  // Scheduled tasks by (run_at, id), earliest first: a task's run_at never changes while
+  // it is scheduled (it leaves the index first), so peek-delayed and kick need no scan.
+  const absl::btree_set<std::pair<int64_t, uint64_t>>& scheduled() const { return scheduled_; }
   const absl::btree_set<uint64_t>& ids_in(TaskState s) const { return by_state_[Index(s)]; }
   uint64_t count(TaskState s) const { return by_state_[Index(s)].size(); }
   // No task at all, tasks whose creation is not yet durable included.
@@ -136,6 +139,7 @@ class Queue {
   QueueConfig config_;
   ReadySet ready_;
   uint64_t urgent_ = 0;
+  absl::btree_set<std::pair<int64_t, uint64_t>> scheduled_;
   std::array<absl::btree_set<uint64_t>, kTaskStateCount> by_state_;
   std::deque<std::pair<int64_t, uint64_t>> finished_;
   absl::flat_hash_map<uint64_t, std::string> finished_keys_;
