@@ -1,5 +1,6 @@
 #include "api/encoders.h"
 
+#include "common/base64.h"
 #include "common/json_writer.h"
 
 namespace conveyor {
@@ -92,6 +93,32 @@ void AppendQueueConfigJson(std::string& out, const QueueConfig& config) {
   w.EndObject();
   w.Field("retention_ms", config.retention_ms);
   w.Field("paused", config.paused);
+  w.Key("push");
+  if (!config.push) {
+    w.Null();
+  } else {
+    const PushConfig& p = *config.push;
+    w.BeginObject();
+    w.Field("url", std::string_view(p.url));
+    w.Field("concurrency", p.concurrency);
+    w.Field("timeout_ms", p.timeout_ms);
+    w.Key("headers").BeginObject();
+    for (const auto& [name, value] : p.headers) w.Field(name, std::string_view(value));
+    w.EndObject();
+    // A secret is never shown (docs/PUSH.md): only whether there is one.
+    w.Key("secret");
+    if (p.secret.empty()) {
+      w.Null();
+    } else {
+      w.String("********");
+    }
+    w.Field("dead_on_4xx", p.dead_on_4xx);
+    w.Key("breaker").BeginObject();
+    w.Field("failures", p.breaker_failures);
+    w.Field("cooldown_ms", p.breaker_cooldown_ms);
+    w.EndObject();
+    w.EndObject();
+  }
   w.EndObject();
 }
 
@@ -169,28 +196,6 @@ bool IsValidUtf8(std::string_view s) {
     i += n;
   }
   return true;
-}
-
-std::string Base64(std::string_view bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) |
-                 (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
-    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63],
-            kAlphabet[v & 63]};
-  }
-  if (i + 1 == bytes.size()) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == bytes.size()) {
-    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8);
-    out += {kAlphabet[v >> 18], kAlphabet[(v >> 12) & 63], kAlphabet[(v >> 6) & 63], '='};
-  }
-  return out;
 }
 
 }  // namespace conveyor

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/base64.h"
 #include "engine/engine.h"
 #include "engine/queue_stats.h"
 #include "engine/task_view.h"
@@ -23,6 +24,5 @@ std::string TaskPageJson(const TaskPage& page);
 std::string IdStateJson(const IdState& id_state);
 
 bool IsValidUtf8(std::string_view text);
-std::string Base64(std::string_view bytes);
 
 }  // namespace conveyor

@@ -19,7 +19,7 @@
 
 #include "bench/beanstalk_load.h"
 #include "bench/load_run.h"
-#include "client/async_http_client.h"
+#include "bench/server_connection.h"
 #include "common/json_raw.h"
 
 namespace conveyor {
@@ -53,7 +53,7 @@ bool IsSuccess(int status) { return status / 100 == 2; }
 
 asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
   const LoadOptions& o = run.o;
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, run.url);
+  ServerConnection conn(co_await asio::this_coro::executor, run.url);
   asio::steady_timer timer(co_await asio::this_coro::executor);
   std::string target;
   const std::string filler = Filler(o.payload_bytes);
@@ -64,7 +64,7 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
     if (!co_await NextRequest(run, timer, n, due)) break;
     BuildEnqueueBody(body, n, MicrosSince(run.start, due), filler);
     target = "/v1/queues/" + run.QueueName(run.next_queue.fetch_add(1)) + "/tasks";
-    AsyncHttpResult r = co_await conn.Request("POST", target, body);
+    HttpAnswer r = co_await conn.Request("POST", target, body);
     stats.request.Record(MicrosSince(due, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (!IsSuccess(r.status)) {
@@ -118,7 +118,7 @@ size_t TakeLeased(std::string_view answer, int64_t got_us, ConnStats& stats, Ack
 // `wait`: long-poll while producers are still at work (e2e, mixed); drain stops at empty.
 asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wait) {
   const LoadOptions& o = run.o;
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, run.url);
+  ServerConnection conn(co_await asio::this_coro::executor, run.url);
   // Starts on queue `index`; once the producers are done, an empty queue sends it on to
   // the next, and it stops when every queue answered empty in a row.
   size_t queue_index = index;
@@ -131,7 +131,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
                                    ",\"lease_ms\":" + std::to_string(o.lease_ms) +
                                    ",\"wait_ms\":" + (producing ? "200" : "0") + "}";
     SteadyClock::time_point sent = SteadyClock::now();
-    AsyncHttpResult r = co_await conn.Request("POST", lease_target, lease_body);
+    HttpAnswer r = co_await conn.Request("POST", lease_target, lease_body);
     const SteadyClock::time_point got = SteadyClock::now();
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (r.status != 200) {
@@ -149,7 +149,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
     }
     empty_in_a_row = 0;
     sent = SteadyClock::now();
-    AsyncHttpResult a;
+    HttpAnswer a;
     if (n == 1) {
       a = co_await conn.Request("POST", acks.single_target, acks.single_body);
     } else {
@@ -168,7 +168,7 @@ asio::awaitable<void> Consume(Run& run, ConnStats& stats, size_t index, bool wai
 
 // `mixed`: reads beside the traffic: a recent task, then its queue's stats, in turn.
 asio::awaitable<void> Read(Run& run, ConnStats& stats, size_t index) {
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, run.url);
+  ServerConnection conn(co_await asio::this_coro::executor, run.url);
   const std::string stats_target = "/v1/queues/" + run.QueueName(index);
   bool task_turn = true;
   while (run.producers_left.load() > 0 && !run.TimeUp()) {
@@ -177,7 +177,7 @@ asio::awaitable<void> Read(Run& run, ConnStats& stats, size_t index) {
         task_turn && id != 0 ? "/v1/tasks/" + std::to_string(id) : stats_target;
     task_turn = !task_turn;
     const SteadyClock::time_point sent = SteadyClock::now();
-    AsyncHttpResult r = co_await conn.Request("GET", target);
+    HttpAnswer r = co_await conn.Request("GET", target);
     stats.request.Record(MicrosSince(sent, SteadyClock::now()));
     run.requests.fetch_add(1, std::memory_order_relaxed);
     if (r.status != 200) {

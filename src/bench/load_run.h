@@ -17,7 +17,7 @@
 
 #include "bench/latency_histogram.h"
 #include "bench/load_generator.h"
-#include "client/http_client.h"
+#include "client/blocking_http_client.h"
 
 namespace conveyor {
 

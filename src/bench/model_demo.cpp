@@ -12,7 +12,8 @@
 #include <iostream>
 #include <vector>
 
-#include "client/async_http_client.h"
+#include "bench/server_connection.h"
+#include "client/blocking_http_client.h"
 #include "common/json_raw.h"
 
 namespace conveyor {
@@ -54,10 +55,10 @@ asio::awaitable<void> Sleep(int64_t ms) {
 
 // A worker: lease one task, "do its I/O" (sleep payload.units time units), ack it.
 asio::awaitable<void> Worker(Phase& p) {
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, p.url);
+  ServerConnection conn(co_await asio::this_coro::executor, p.url);
   const std::string target = "/v1/queues/" + p.queue + "/lease";
   while (p.done < p.expected && p.error.empty()) {
-    AsyncHttpResult r = co_await conn.Request("POST", target, "{\"max\":1,\"wait_ms\":200}");
+    HttpAnswer r = co_await conn.Request("POST", target, "{\"max\":1,\"wait_ms\":200}");
     if (r.status != 200) {
       p.error = FailureOf(r, "lease");
       co_return;
@@ -74,7 +75,7 @@ asio::awaitable<void> Worker(Phase& p) {
     const std::string ack =
         "{\"lease\":" + std::string(FindJsonMember(FindJsonMember(task, "lease"), "token")) + "}";
     co_await Sleep(units * p.o.unit_ms);
-    AsyncHttpResult a = co_await conn.Request("POST", "/v1/tasks/" + id + "/ack", ack);
+    HttpAnswer a = co_await conn.Request("POST", "/v1/tasks/" + id + "/ack", ack);
     if (a.status != 200) {
       p.error = FailureOf(a, "ack");
       co_return;
@@ -86,9 +87,9 @@ asio::awaitable<void> Worker(Phase& p) {
 }
 
 asio::awaitable<void> Enqueue(Phase& p, int64_t units) {
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, p.url);
+  ServerConnection conn(co_await asio::this_coro::executor, p.url);
   const std::string body = "{\"payload\":{\"units\":" + std::to_string(units) + "}}";
-  AsyncHttpResult r = co_await conn.Request("POST", "/v1/queues/" + p.queue + "/tasks", body);
+  HttpAnswer r = co_await conn.Request("POST", "/v1/queues/" + p.queue + "/tasks", body);
   if (r.status != 201 && p.error.empty()) {
     p.error = FailureOf(r, "enqueue");
   }
@@ -97,14 +98,14 @@ asio::awaitable<void> Enqueue(Phase& p, int64_t units) {
 // All ten in one request, so that they are there together, as in the example; the clock
 // of the phase starts when they are (the answer of that request).
 asio::awaitable<void> EnqueueTen(Phase& p, SteadyClock::time_point& start) {
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, p.url);
+  ServerConnection conn(co_await asio::this_coro::executor, p.url);
   std::string body = "{\"tasks\":[";
   for (int64_t units = 1; units <= 10; ++units) {
     body += (units > 1 ? ",{\"payload\":{\"units\":" : "{\"payload\":{\"units\":") +
             std::to_string(units) + "}}";
   }
   body += "]}";
-  AsyncHttpResult r = co_await conn.Request("POST", "/v1/queues/" + p.queue + "/tasks", body);
+  HttpAnswer r = co_await conn.Request("POST", "/v1/queues/" + p.queue + "/tasks", body);
   start = SteadyClock::now();
   if (r.status != 201 && p.error.empty()) {
     p.error = FailureOf(r, "enqueue");
@@ -162,7 +163,7 @@ asio::awaitable<void> ProduceSteady(Phase& p, size_t total) {
 
 // L and λ from /metrics over the window (after a warm-up second).
 asio::awaitable<void> SampleLittle(Phase& p, Little& out, std::string queue) {
-  AsyncHttpConnection conn(co_await asio::this_coro::executor, p.url);
+  ServerConnection conn(co_await asio::this_coro::executor, p.url);
   const std::string leased = "queue=\"" + queue + "\",state=\"leased\"";
   const std::string acked = "queue=\"" + queue + "\"";
   co_await Sleep(1000);  // warm-up: the system reaches its steady state
@@ -170,7 +171,7 @@ asio::awaitable<void> SampleLittle(Phase& p, Little& out, std::string queue) {
   const auto window = SteadyClock::now();
   double l_sum = 0;
   while (SecondsSince(window) < p.o.little_seconds && p.error.empty()) {
-    AsyncHttpResult m = co_await conn.Request("GET", "/metrics");
+    HttpAnswer m = co_await conn.Request("GET", "/metrics");
     if (m.status != 200) {
       p.error = "GET /metrics failed";
       co_return;

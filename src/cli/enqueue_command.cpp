@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "client/http_client.h"
+#include "client/blocking_http_client.h"
 #include "common/json_raw.h"
 
 namespace conveyor {
@@ -43,7 +43,7 @@ int RunEnqueue(const EnqueueOptions& o) {
     std::cerr << "conveyor enqueue: --server: " << why << "\n";
     return 2;
   }
-  HttpClient client(*url);
+  BlockingHttpClient client(*url);
   const std::string target = "/v1/queues/" + o.queue + "/tasks";
 
   if (!o.payload.empty() && o.payload != "-") {

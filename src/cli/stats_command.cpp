@@ -6,7 +6,7 @@
 #include <map>
 
 #include "cli/commands.h"
-#include "client/http_client.h"
+#include "client/blocking_http_client.h"
 #include "common/prometheus_text.h"
 
 namespace conveyor {
@@ -28,7 +28,7 @@ uint64_t Count(const json::value& q, const char* group, const char* name) {
 
 // The server's request counters: HTTP requests by route (all statuses), beanstalkd
 // commands by command. Nothing when /metrics cannot be read (an older server).
-void PrintTraffic(HttpClient& client) {
+void PrintTraffic(BlockingHttpClient& client) {
   HttpResult r = client.Request("GET", "/metrics");
   if (r.status != 200) return;
   std::map<std::pair<std::string, std::string>, double> rows;  // (door, command) -> count
@@ -53,7 +53,7 @@ int RunStats(const StatsOptions& o) {
     std::cerr << "conveyor stats: --server: " << why << "\n";
     return 2;
   }
-  HttpClient client(*url);
+  BlockingHttpClient client(*url);
   HttpResult r = client.Request("GET", o.queue.empty() ? "/v1/queues" : "/v1/queues/" + o.queue);
   if (r.status != 200) {
     std::cerr << "conveyor stats: " << ErrorMessageOf(r) << "\n";

@@ -14,7 +14,7 @@
 
 #include "cli/child_process.h"
 #include "cli/commands.h"
-#include "client/http_client.h"
+#include "client/blocking_http_client.h"
 #include "common/json_raw.h"
 #include "common/json_writer.h"
 
@@ -75,7 +75,7 @@ std::vector<LeasedTask> ParseLease(const std::string& body) {
   return tasks;
 }
 
-void RunTask(HttpClient& client, const WorkOptions& o, const LeasedTask& task) {
+void RunTask(BlockingHttpClient& client, const WorkOptions& o, const LeasedTask& task) {
   const std::string base = "/v1/tasks/" + task.id;
   std::string token_json;
   AppendJsonString(token_json, task.token);
@@ -121,9 +121,9 @@ void RunTask(HttpClient& client, const WorkOptions& o, const LeasedTask& task) {
 
 // lease_client is only for leasing, so that a stop can interrupt its long-poll while
 // task_client still acks the commands that are running.
-void WorkerLoop(HttpClient& lease_client, const ServerUrl& url, const WorkOptions& o,
+void WorkerLoop(BlockingHttpClient& lease_client, const ServerUrl& url, const WorkOptions& o,
                 size_t index) {
-  HttpClient client(url);
+  BlockingHttpClient client(url);
   std::string worker_json;
   AppendJsonString(worker_json, o.worker + "/" + std::to_string(index));
   const std::string lease_body = "{\"max\":1,\"wait_ms\":" + std::to_string(o.wait_ms) +
@@ -171,11 +171,11 @@ int RunWork(WorkOptions& o) {
   signal(SIGPIPE, SIG_IGN);
   Log("conveyor work: " + std::to_string(o.concurrency) + " worker(s) on queue " + o.queue +
       " at " + o.server);
-  std::vector<std::unique_ptr<HttpClient>> lease_clients;
+  std::vector<std::unique_ptr<BlockingHttpClient>> lease_clients;
   std::vector<std::thread> threads;
   std::atomic<size_t> running{o.concurrency};
   for (size_t i = 0; i < o.concurrency; ++i) {
-    lease_clients.push_back(std::make_unique<HttpClient>(*url));
+    lease_clients.push_back(std::make_unique<BlockingHttpClient>(*url));
     threads.emplace_back([&, i] {
       WorkerLoop(*lease_clients[i], *url, o, i);
       running.fetch_sub(1);

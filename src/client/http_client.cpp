@@ -1,163 +1,394 @@
 #include "client/http_client.h"
 
-#include <sys/socket.h>
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <fcntl.h>
+#include <openssl/ssl.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/json/parse.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
-#include <mutex>
+#include <optional>
 
 namespace conveyor {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 using asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+using Ms = std::chrono::milliseconds;
+using boost::system::error_code;
 
-std::optional<ServerUrl> ParseServerUrl(const std::string& url, std::string& why) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) {
-    why = "the server URL must start with http://";
-    return std::nullopt;
-  }
-  std::string rest = url.substr(scheme.size());
-  if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.empty() || rest.find('/') != std::string::npos) {
-    why = "the server URL must be http://HOST[:PORT]";
-    return std::nullopt;
-  }
-  ServerUrl out;
-  size_t colon = rest.rfind(':');
-  if (colon == std::string::npos) {
-    out.host = rest;
-    out.port = "80";
-  } else {
-    out.host = rest.substr(0, colon);
-    out.port = rest.substr(colon + 1);
-  }
-  return out;
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+
+SteadyTime Now() { return std::chrono::steady_clock::now(); }
+
+SteadyTime Sooner(SteadyTime deadline, int64_t ms) { return std::min(deadline, Now() + Ms(ms)); }
+
+bool IEquals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
 }
 
-struct HttpClient::Impl {
-  Impl(ServerUrl u, int timeout) : url(std::move(u)), timeout_ms(timeout), stream(io) {}
+struct Connection {
+  explicit Connection(asio::any_io_executor ex) : plain(std::in_place, ex) {}
 
-  bool Connect(std::string& error) {
-    boost::system::error_code ec;
-    tcp::resolver resolver(io);
-    auto endpoints = resolver.resolve(url.host, url.port, ec);
-    if (ec) {
-      error = "cannot resolve " + url.host + ": " + ec.message();
-      return false;
-    }
-    stream.expires_after(std::chrono::milliseconds(5000));
-    stream.connect(endpoints, ec);
-    if (ec) {
-      error = "cannot connect to " + url.host + ":" + url.port + ": " + ec.message();
-      return false;
-    }
-    connected = true;
-    return true;
+  beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+  // shutdown first: a FIN goes out even while a child process (conveyor work's command,
+  // forked before the descriptor was marked close-on-exec) still holds the descriptor.
+  void Close() {
+    error_code ignored;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    lowest().socket().close(ignored);
   }
 
-  HttpResult Once(const std::string& method, const std::string& target, const std::string& body) {
-    HttpResult result;
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (interrupted) {
-        result.error = "interrupted";
-        return result;
-      }
-      if (!connected && !Connect(result.error)) return result;
-    }
-    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-    req.set(http::field::host, url.host);
-    req.set(http::field::user_agent, "conveyor-cli");
-    if (!body.empty()) req.set(http::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    req.keep_alive(true);
-    boost::system::error_code ec;
-    stream.expires_after(std::chrono::milliseconds(timeout_ms));
-    http::write(stream, req, ec);
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64u << 20);
-    if (!ec) http::read(stream, buffer, parser, ec);
-    if (ec) {
-      connected = false;
-      // The classic stale keep-alive: the server had closed before our request arrived.
-      result.retryable = ec == http::error::end_of_stream || ec == asio::error::eof ||
-                         ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
-      std::lock_guard<std::mutex> lock(mutex);
-      beast::error_code ignored;
-      stream.socket().close(ignored);
-      buffer.clear();
-      result.error = "request to " + url.host + ":" + url.port + " failed: " + ec.message();
-      return result;
-    }
-    auto res = parser.release();
-    result.status = static_cast<int>(res.result_int());
-    result.body = std::move(res.body());
-    if (!res.keep_alive()) {
-      std::lock_guard<std::mutex> lock(mutex);
-      connected = false;
-      beast::error_code ignored;
-      stream.socket().close(ignored);
-    }
-    return result;
-  }
-
-  ServerUrl url;
-  int timeout_ms;
-  asio::io_context io;
-  beast::tcp_stream stream;
+  std::optional<beast::tcp_stream> plain;  // moved into `secure` for https
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
-  bool connected = false;
-  // Guards the socket's open/close against Interrupt() from another thread (CLI only).
-  std::mutex mutex;
-  bool interrupted = false;
+  SteadyTime idle_since;
 };
 
-void HttpClient::Interrupt() {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->interrupted = true;
-  if (impl_->stream.socket().is_open()) {
-    ::shutdown(impl_->stream.socket().native_handle(), SHUT_RDWR);
+}  // namespace
+
+struct HttpClient::Pool {
+  Pool(asio::any_io_executor ex, HttpClientOptions o)
+      : executor(std::move(ex)), options(std::move(o)) {}
+
+  asio::any_io_executor executor;
+  HttpClientOptions options;
+  std::optional<ssl::context> tls;  // made at the first https request
+  std::string tls_error;            // why it could not be made
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+  absl::flat_hash_set<Connection*> busy;
+  size_t in_flight = 0;
+  size_t idle_count = 0;
+  bool closed = false;
+
+  ssl::context* Tls() {
+    if (tls || !tls_error.empty()) return tls ? &*tls : nullptr;
+    tls.emplace(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+    error_code ec;
+    if (options.ca_file.empty()) {
+      tls->set_default_verify_paths(ec);
+    } else {
+      tls->load_verify_file(options.ca_file, ec);
+    }
+    if (ec) {
+      tls_error = "cannot load the CA certificates" +
+                  (options.ca_file.empty() ? std::string() : " of " + options.ca_file) + ": " +
+                  ec.message();
+      tls.reset();
+      return nullptr;
+    }
+    tls->set_verify_mode(options.verify_peer ? ssl::verify_peer : ssl::verify_none);
+    return &*tls;
+  }
+
+  std::unique_ptr<Connection> TakeIdle(const std::string& origin) {
+    auto it = idle.find(origin);
+    if (it == idle.end()) return nullptr;
+    auto& list = it->second;
+    while (!list.empty()) {
+      std::unique_ptr<Connection> c = std::move(list.back());
+      list.pop_back();
+      --idle_count;
+      const bool fresh = Now() - c->idle_since < Ms(options.idle_timeout_ms);
+      if (fresh && c->lowest().socket().is_open()) return c;
+      c->Close();
+    }
+    return nullptr;
+  }
+
+  void GiveBack(const std::string& origin, std::unique_ptr<Connection> c) {
+    auto& list = idle[origin];
+    if (closed || list.size() >= options.max_idle_per_origin) {
+      c->Close();
+      return;
+    }
+    c->idle_since = Now();
+    list.push_back(std::move(c));
+    ++idle_count;
+  }
+
+  void CloseIdle() {
+    for (auto& [origin, list] : idle) {
+      for (auto& c : list) c->Close();
+    }
+    idle.clear();
+    idle_count = 0;
+  }
+};
+
+namespace {
+
+HttpFailure FailureOfError(const error_code& ec) {
+  if (ec == beast::error::timeout) return HttpFailure::kTimeout;
+  if (ec == asio::error::operation_aborted) return HttpFailure::kClosed;
+  if (ec == http::error::body_limit || ec == http::error::header_limit ||
+      ec == http::error::buffer_overflow) {
+    return HttpFailure::kTooLarge;
+  }
+  if (ec.category() == http::make_error_code(http::error::bad_version).category() &&
+      ec != http::error::end_of_stream && ec != http::error::partial_message) {
+    return HttpFailure::kMalformed;
+  }
+  return HttpFailure::kConnection;
+}
+
+std::string Describe(HttpFailure failure, const error_code& ec, const Url& url,
+                     const HttpClientOptions& o) {
+  const std::string at = url.origin();
+  switch (failure) {
+    case HttpFailure::kTimeout:
+      return at + " did not answer in time";
+    case HttpFailure::kTooLarge:
+      return at + " answered more than the bounds allow (header block " +
+             std::to_string(o.max_answer_header_bytes) + " bytes, body " +
+             std::to_string(o.max_answer_body_bytes) + " bytes)";
+    case HttpFailure::kMalformed:
+      return at + " answered something that is not HTTP/1.1: " + ec.message();
+    case HttpFailure::kClosed:
+      return "the client was closed";
+    default:
+      return "the connection to " + at + " failed: " + ec.message();
   }
 }
 
-HttpClient::HttpClient(ServerUrl url, int timeout_ms)
-    : impl_(std::make_unique<Impl>(std::move(url), timeout_ms)) {}
+// Resolves, connects and (https) shakes hands; kNone when the connection is ready.
+asio::awaitable<HttpFailure> Open(HttpClient::Pool* pool, Connection& c, const Url& url,
+                                  SteadyTime deadline, std::string& error) {
+  const HttpClientOptions& o = pool->options;
+  tcp::resolver resolver(pool->executor);
+  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+  if (rec) {
+    error = "cannot resolve " + url.host + ": " + rec.message();
+    co_return HttpFailure::kConnect;
+  }
+  c.plain->expires_at(Sooner(deadline, o.connect_timeout_ms));
+  auto [cec, ep] = co_await c.plain->async_connect(endpoints, kTuple);
+  if (cec) {
+    const bool timeout = cec == beast::error::timeout;
+    error = "cannot connect to " + url.origin() + ": " +
+            (timeout ? std::string("timed out") : cec.message());
+    co_return timeout ? HttpFailure::kTimeout : HttpFailure::kConnect;
+  }
+  error_code ignored;
+  c.plain->socket().set_option(tcp::no_delay(true), ignored);
+  ::fcntl(c.plain->socket().native_handle(), F_SETFD, FD_CLOEXEC);  // not for child processes
+  if (!url.tls()) co_return HttpFailure::kNone;
 
-HttpClient::~HttpClient() = default;
-
-HttpResult HttpClient::Request(const std::string& method, const std::string& target,
-                               const std::string& body) {
-  const bool reused = impl_->connected;
-  HttpResult result = impl_->Once(method, target, body);
-  // A kept-alive connection the server closed while idle: try once on a fresh one.
-  if (result.status == 0 && reused && result.retryable && result.error != "interrupted")
-    result = impl_->Once(method, target, body);
-  return result;
+  ssl::context* tls = pool->Tls();
+  if (tls == nullptr) {
+    error = pool->tls_error;
+    co_return HttpFailure::kTls;
+  }
+  c.secure.emplace(std::move(*c.plain), *tls);
+  c.plain.reset();
+  if (!SSL_set_tlsext_host_name(c.secure->native_handle(), url.host.c_str())) {
+    error = "cannot set the TLS server name " + url.host;
+    co_return HttpFailure::kTls;
+  }
+  if (o.verify_peer) c.secure->set_verify_callback(ssl::host_name_verification(url.host));
+  c.lowest().expires_at(Sooner(deadline, o.connect_timeout_ms));
+  auto [hec] = co_await c.secure->async_handshake(ssl::stream_base::client, kTuple);
+  if (hec) {
+    const bool timeout = hec == beast::error::timeout;
+    error = "the TLS handshake with " + url.origin() +
+            " failed: " + (timeout ? std::string("timed out") : hec.message());
+    co_return timeout ? HttpFailure::kTimeout : HttpFailure::kTls;
+  }
+  co_return HttpFailure::kNone;
 }
 
-std::string ErrorMessageOf(const HttpResult& result) {
-  if (result.status == 0) return result.error;
-  boost::system::error_code ec;
-  auto value = boost::json::parse(result.body, ec);
-  if (!ec && value.is_object()) {
-    if (auto* error = value.as_object().if_contains("error"); error && error->is_object()) {
-      if (auto* message = error->as_object().if_contains("message");
-          message && message->is_string()) {
-        return "HTTP " + std::to_string(result.status) + ": " +
-               std::string(message->as_string().c_str());
+struct Exchanged {
+  bool keep_alive = false;
+  bool stale = false;  // failed before any byte of an answer, as a closed keep-alive does
+};
+
+using Request = http::request<http::span_body<const char>>;
+
+void BuildRequest(Request& req, const HttpClientOptions& o, const Url& url, const HttpCall& call) {
+  const http::verb verb = http::string_to_verb(call.method);
+  if (verb == http::verb::unknown) {
+    req.method_string(call.method);
+  } else {
+    req.method(verb);
+  }
+  req.target(call.target.empty() ? std::string_view(url.target) : call.target);
+  req.version(11);
+  req.set(http::field::host, url.host_header());
+  req.set(http::field::user_agent, o.user_agent);
+  for (const HttpHeader& h : call.headers) req.insert(h.name, h.value);
+  if (!call.body.empty()) req.set(http::field::content_type, call.content_type);
+  req.body() = http::span_body<const char>::value_type(call.body.data(), call.body.size());
+  req.prepare_payload();
+  req.keep_alive(true);
+}
+
+template <typename Stream>
+asio::awaitable<Exchanged> Exchange(Stream& stream, Connection& c, const HttpClientOptions& o,
+                                    const Url& url, const HttpCall& call, SteadyTime deadline,
+                                    HttpAnswer& out) {
+  Request req;
+  BuildRequest(req, o, url, call);
+  Exchanged result;
+  c.lowest().expires_at(Sooner(deadline, o.answer_timeout_ms));
+  auto [wec, wn] = co_await http::async_write(stream, req, kTuple);
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(static_cast<uint32_t>(o.max_answer_header_bytes));
+  parser.body_limit(o.max_answer_body_bytes);
+  if (req.method() == http::verb::head) parser.skip(true);
+  error_code ec = wec;
+  if (!wec) {
+    auto [rec, rn] = co_await http::async_read(stream, c.buffer, parser, kTuple);
+    ec = rec;
+  }
+  if (ec) {
+    out.failure = FailureOfError(ec);
+    out.error = Describe(out.failure, ec, url, o);
+    result.stale = out.failure == HttpFailure::kConnection && !parser.got_some();
+    co_return result;
+  }
+  auto res = parser.release();
+  out.status = static_cast<int>(res.result_int());
+  for (const auto& field : res) {
+    out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+  }
+  out.body = std::move(res.body());
+  result.keep_alive = res.keep_alive();
+  co_return result;
+}
+
+}  // namespace
+
+std::string_view HttpAnswer::header(std::string_view name) const {
+  for (const HttpHeader& h : headers) {
+    if (IEquals(h.name, name)) return h.value;
+  }
+  return {};
+}
+
+std::string FailureOf(const HttpAnswer& answer, std::string_view what) {
+  if (answer.status == 0) return answer.error;
+  std::string s(what);
+  s.append(" answered ").append(std::to_string(answer.status)).append(": ").append(answer.body);
+  return s;
+}
+
+std::string_view HttpFailureName(HttpFailure failure) {
+  switch (failure) {
+    case HttpFailure::kNone:
+      return "none";
+    case HttpFailure::kConnect:
+      return "connect";
+    case HttpFailure::kTls:
+      return "tls";
+    case HttpFailure::kTimeout:
+      return "timeout";
+    case HttpFailure::kConnection:
+      return "connection";
+    case HttpFailure::kMalformed:
+      return "malformed";
+    case HttpFailure::kTooLarge:
+      return "too_large";
+    case HttpFailure::kOverloaded:
+      return "overloaded";
+    case HttpFailure::kClosed:
+      return "closed";
+  }
+  return "unknown";
+}
+
+HttpClient::HttpClient(asio::any_io_executor executor, HttpClientOptions options)
+    : pool_(std::make_shared<Pool>(std::move(executor), std::move(options))) {}
+
+HttpClient::~HttpClient() {
+  // Idle connections go now; a request in flight keeps the pool alive until it ends.
+  pool_->closed = true;
+  pool_->CloseIdle();
+}
+
+void HttpClient::Close() {
+  pool_->closed = true;
+  pool_->CloseIdle();
+  for (Connection* c : pool_->busy) c->Close();  // their operations end operation_aborted
+}
+
+size_t HttpClient::in_flight() const { return pool_->in_flight; }
+size_t HttpClient::idle_connections() const { return pool_->idle_count; }
+const HttpClientOptions& HttpClient::options() const { return pool_->options; }
+
+asio::awaitable<HttpAnswer> HttpClient::Request(const Url& url, HttpCall call) {
+  std::shared_ptr<Pool> pool = pool_;  // outlives the client while this request runs
+  const HttpClientOptions& o = pool->options;
+  HttpAnswer out;
+  if (pool->closed) {
+    out.failure = HttpFailure::kClosed;
+    out.error = "the client was closed";
+    co_return out;
+  }
+  if (pool->in_flight >= o.max_in_flight) {
+    out.failure = HttpFailure::kOverloaded;
+    out.error = std::to_string(o.max_in_flight) + " requests are in flight already";
+    co_return out;
+  }
+  struct InFlight {
+    Pool& pool;
+    ~InFlight() { --pool.in_flight; }
+  } counted{*pool};
+  ++pool->in_flight;
+  const SteadyTime deadline =
+      Now() + Ms(call.timeout_ms > 0 ? call.timeout_ms : o.total_timeout_ms);
+  const std::string origin = url.origin();
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::unique_ptr<Connection> c = pool->TakeIdle(origin);
+    const bool reused = c != nullptr;
+    if (!reused) {
+      c = std::make_unique<Connection>(pool->executor);
+      pool->busy.insert(c.get());
+      out.failure = co_await Open(pool.get(), *c, url, deadline, out.error);
+      pool->busy.erase(c.get());
+      if (pool->closed) {
+        out.failure = HttpFailure::kClosed;
+        out.error = "the client was closed";
+      }
+      if (out.failure != HttpFailure::kNone) {
+        c->Close();
+        co_return out;
       }
     }
+    pool->busy.insert(c.get());
+    Exchanged done = c->secure ? co_await Exchange(*c->secure, *c, o, url, call, deadline, out)
+                               : co_await Exchange(*c->plain, *c, o, url, call, deadline, out);
+    pool->busy.erase(c.get());
+    if (out.ok()) {
+      if (done.keep_alive && !pool->closed) {
+        pool->GiveBack(origin, std::move(c));
+      } else {
+        c->Close();
+      }
+      co_return out;
+    }
+    c->Close();
+    // A kept-alive connection the server had closed while it was idle: once more, fresh.
+    if (!(reused && done.stale && attempt == 0 && !pool->closed)) break;
+    out = HttpAnswer{};
   }
-  return "HTTP " + std::to_string(result.status) + ": " + result.body.substr(0, 500);
+  co_return out;
 }
 
 }  // namespace conveyor

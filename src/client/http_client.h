@@ -1,48 +1,107 @@
-// HttpClient: a small blocking HTTP/1.1 keep-alive client for the CLI commands (enqueue,
-// stats, work). One connection per client object, reconnected once if the server closed
-// it; one object per thread. Beast stays inside http_client.cpp.
+// HttpClient: the one asynchronous HTTP/1.1 client (C++20 coroutines on an Asio executor)
+// that push delivery, `conveyor bench`, the CLI (through BlockingHttpClient) and the SDK
+// use. Many requests in flight at once; a keep-alive connection pool per origin;
+// connect, answer and total timeouts; https with OpenSSL (the peer's certificate and host
+// name verified unless told otherwise; a CA file option); redirects never followed (a 3xx
+// is an answer like any other); the answer's header block and body bounded; a cap on
+// requests in flight. Beast and OpenSSL stay inside the .cpp.
+//
+// Not thread-safe: one client per executor (thread); its requests run there. Destroying
+// the client closes its idle connections; a request still in flight finishes on its own.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <memory>
-#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/url.h"
 
 namespace conveyor {
 
-struct ServerUrl {
-  std::string host = "127.0.0.1";
-  std::string port = "8700";
+struct HttpClientOptions {
+  int64_t connect_timeout_ms = 5000;  // TCP connect and TLS handshake
+  int64_t answer_timeout_ms = 30000;  // from the request's first byte to the answer's last
+  int64_t total_timeout_ms = 60000;   // the whole request, connection included
+  int64_t idle_timeout_ms = 30000;    // a pooled connection idle longer is closed, not used
+  size_t max_answer_header_bytes = 16 * 1024;
+  size_t max_answer_body_bytes = 1024 * 1024;
+  size_t max_in_flight = 4096;       // more at once: failed at once (kOverloaded)
+  size_t max_idle_per_origin = 256;  // pooled connections kept per origin
+  bool verify_peer = true;           // https: check the certificate chain and host name
+  std::string ca_file;               // https: trust these CAs (PEM) instead of the system's
+  std::string user_agent = "conveyor";
 };
 
-// Parses http://host[:port][/]; nullopt (with why) for anything else.
-std::optional<ServerUrl> ParseServerUrl(const std::string& url, std::string& why);
+struct HttpHeader {
+  std::string name;
+  std::string value;
+};
 
-struct HttpResult {
-  int status = 0;  // 0: no answer (see error)
+// One request. `target` empty: the URL's own. The body is sent as is (not copied).
+struct HttpCall {
+  std::string_view method = "GET";
+  std::string_view target;
+  std::string_view body;
+  std::string_view content_type = "application/json";  // sent when the body is not empty
+  std::span<const HttpHeader> headers;
+  int64_t timeout_ms = 0;  // the total timeout of this request; 0: the client's
+};
+
+enum class HttpFailure : uint8_t {
+  kNone,        // an answer came (any status, 3xx included)
+  kConnect,     // resolve or connect failed, or refused
+  kTls,         // handshake or certificate verification failed
+  kTimeout,     // a timeout ran out (connect, answer or total)
+  kConnection,  // the connection broke or closed before the whole answer
+  kMalformed,   // the answer is not HTTP/1.x
+  kTooLarge,    // the answer's header block or body is over the bounds
+  kOverloaded,  // max_in_flight requests in flight already
+  kClosed,      // the client was closed (Close())
+};
+
+struct HttpAnswer {
+  int status = 0;  // 0: no answer; see failure and error
+  HttpFailure failure = HttpFailure::kNone;
+  std::string error;  // the failure, in words (names the origin)
+  std::vector<HttpHeader> headers;
   std::string body;
-  std::string error;       // transport failure, in words
-  bool retryable = false;  // failed in a way that means the request was never read
+
+  bool ok() const { return failure == HttpFailure::kNone; }
+  // The first header of that name (case-insensitive), or empty.
+  std::string_view header(std::string_view name) const;
 };
 
 class HttpClient {
  public:
-  explicit HttpClient(ServerUrl url, int timeout_ms = 70000);
+  explicit HttpClient(boost::asio::any_io_executor executor, HttpClientOptions options = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  HttpResult Request(const std::string& method, const std::string& target,
-                     const std::string& body = {});
-  // Thread-safe: aborts a request in flight (the server sees the connection close) and
-  // fails every later one. Used to stop a worker's pending long-poll at once.
-  void Interrupt();
+  boost::asio::awaitable<HttpAnswer> Request(const Url& url, HttpCall call);
+  // Closes every connection, idle or in use (requests in flight fail with kClosed), and
+  // fails every later request.
+  void Close();
+  size_t in_flight() const;
+  size_t idle_connections() const;
+  const HttpClientOptions& options() const;
+
+  struct Pool;  // the connections and counts (defined in the .cpp only)
 
  private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Pool> pool_;
 };
 
-// The "message" of an error body, or the raw body when it is not one.
-std::string ErrorMessageOf(const HttpResult& result);
+// Why a request did not succeed, in words: the transport error when there was no answer,
+// else "<what> answered <status>: <body>".
+std::string FailureOf(const HttpAnswer& answer, std::string_view what);
+
+// The failure's name in metrics and docs: "connect", "tls", "timeout", ...
+std::string_view HttpFailureName(HttpFailure failure);
 
 }  // namespace conveyor

@@ -11,6 +11,7 @@ void QueueConfigPatch::ApplyTo(QueueConfig& config) const {
   if (backoff_jitter) config.backoff.jitter = *backoff_jitter;
   if (retention_ms) config.retention_ms = *retention_ms;
   if (paused) config.paused = *paused;
+  if (push) config.push = *push;
 }
 
 }  // namespace conveyor

@@ -173,18 +173,66 @@ void EncodeQueueConfig(const QueueConfig& c, std::string& out) {
   w.Byte(c.backoff.jitter ? 1 : 0);
   w.Signed(c.retention_ms);
   w.Byte(c.paused ? 1 : 0);
+  w.Byte(c.push ? 1 : 0);
+  if (c.push) {
+    const PushConfig& p = *c.push;
+    w.Bytes(p.url);
+    w.Varint(p.concurrency);
+    w.Signed(p.timeout_ms);
+    w.Varint(p.headers.size());
+    for (const auto& [name, value] : p.headers) {
+      w.Bytes(name);
+      w.Bytes(value);
+    }
+    w.Bytes(p.secret);
+    w.Byte(p.dead_on_4xx ? 1 : 0);
+    w.Varint(p.breaker_failures);
+    w.Signed(p.breaker_cooldown_ms);
+  }
 }
+
+namespace {
+
+bool DecodePushConfig(BinaryReader& r, PushConfig& p) {
+  uint64_t concurrency, header_count, failures;
+  uint8_t dead;
+  if (!r.Bytes(p.url) || !r.Varint(concurrency) || !r.Signed(p.timeout_ms) ||
+      !r.Varint(header_count) || concurrency > UINT32_MAX || header_count > 1000) {
+    return false;
+  }
+  p.concurrency = static_cast<uint32_t>(concurrency);
+  p.headers.resize(header_count);
+  for (auto& [name, value] : p.headers) {
+    if (!r.Bytes(name) || !r.Bytes(value)) return false;
+  }
+  if (!r.Bytes(p.secret) || !r.Byte(dead) || !r.Varint(failures) ||
+      !r.Signed(p.breaker_cooldown_ms) || failures > UINT32_MAX) {
+    return false;
+  }
+  p.dead_on_4xx = dead != 0;
+  p.breaker_failures = static_cast<uint32_t>(failures);
+  return true;
+}
+
+}  // namespace
 
 bool DecodeQueueConfig(std::string_view in, QueueConfig& c) {
   BinaryReader r(in);
   uint8_t version, jitter, paused;
   uint64_t max_attempts, factor_bits;
-  if (!r.Byte(version) || version != kQueueRecordVersion || !r.Varint(max_attempts) ||
+  if (!r.Byte(version) || version < 1 || version > kQueueRecordVersion || !r.Varint(max_attempts) ||
       !r.Signed(c.lease_ms) || !r.Signed(c.backoff.base_ms) || !r.Varint(factor_bits) ||
       !r.Signed(c.backoff.max_ms) || !r.Byte(jitter) || !r.Signed(c.retention_ms) ||
-      !r.Byte(paused) || !r.done()) {
+      !r.Byte(paused)) {
     return false;
   }
+  c.push.reset();
+  if (version >= 2) {
+    uint8_t has_push;
+    if (!r.Byte(has_push)) return false;
+    if (has_push != 0 && !DecodePushConfig(r, c.push.emplace())) return false;
+  }
+  if (!r.done()) return false;
   c.max_attempts = static_cast<uint32_t>(max_attempts);
   c.backoff.factor = std::bit_cast<double>(factor_bits);
   c.backoff.jitter = jitter != 0;

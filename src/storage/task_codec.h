@@ -26,7 +26,8 @@ inline constexpr char kResultTag = 'r';
 inline constexpr char kProgressTag = 'p';
 std::string DeltaKey(uint64_t id, char tag);
 bool ParseDeltaKey(std::string_view key, uint64_t& id, char& tag);
-inline constexpr uint8_t kQueueRecordVersion = 1;
+// Version 2 added the push config; version 1 (without) still loads.
+inline constexpr uint8_t kQueueRecordVersion = 2;
 
 // The task record: everything but the payload, the result and the progress.
 void EncodeTaskMeta(const Task& task, std::string& out);
