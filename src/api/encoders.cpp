@@ -122,7 +122,7 @@ void AppendQueueConfigJson(std::string& out, const QueueConfig& config) {
   w.EndObject();
 }
 
-void AppendQueueStatsJson(std::string& out, const QueueSnapshot& s) {
+void AppendQueueStatsJson(std::string& out, const QueueSnapshot& s, std::string_view push_status) {
   JsonWriter w(out);
   w.BeginObject();
   w.Field("name", std::string_view(s.name));
@@ -141,6 +141,7 @@ void AppendQueueStatsJson(std::string& out, const QueueSnapshot& s) {
   std::string config;
   AppendQueueConfigJson(config, s.config);
   w.Key("config").Raw(config);
+  if (!push_status.empty()) w.Key("push").Raw(push_status);
   w.EndObject();
 }
 

@@ -16,7 +16,9 @@ namespace conveyor {
 // string when they are valid UTF-8, else base64 text with "payload_encoding":"base64".
 void AppendTaskJson(std::string& out, const TaskView& task);
 void AppendQueueConfigJson(std::string& out, const QueueConfig& config);
-void AppendQueueStatsJson(std::string& out, const QueueSnapshot& snapshot);
+// push_status: the JSON object of the queue's push delivery (empty: it has none).
+void AppendQueueStatsJson(std::string& out, const QueueSnapshot& snapshot,
+                          std::string_view push_status = {});
 // {"tasks":[...]} (+ "truncated":true)
 std::string LeaseAnswerJson(const LeaseResult& result);
 // {"tasks":[...],"next_after":ID|null} (+ "truncated":true)

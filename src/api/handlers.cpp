@@ -343,7 +343,7 @@ awaitable<HttpResponse> Api::ListQueues() {
   std::string body = "{\"queues\":[";
   for (size_t i = 0; i < all.size(); ++i) {
     if (i > 0) body.push_back(',');
-    AppendQueueStatsJson(body, all[i]);
+    AppendQueueStatsJson(body, all[i], push_status_ ? push_status_(all[i].name) : "");
   }
   body += "]}";
   co_return JsonResponse(200, std::move(body));
@@ -352,7 +352,7 @@ awaitable<HttpResponse> Api::ListQueues() {
 awaitable<HttpResponse> Api::GetQueue(std::string_view queue) {
   QueueSnapshot stats = co_await service_.QueueStats(std::string(queue));
   std::string body;
-  AppendQueueStatsJson(body, stats);
+  AppendQueueStatsJson(body, stats, push_status_ ? push_status_(queue) : "");
   co_return JsonResponse(200, std::move(body));
 }
 
@@ -364,6 +364,7 @@ awaitable<HttpResponse> Api::PutQueue(std::string_view queue, HttpRequest& reque
   auto out = co_await service_.Configure(std::string(queue), patch);
   std::string body;
   if (out.error.ok()) AppendQueueConfigJson(body, out.value);
+  if (out.error.ok() && on_configured_) on_configured_(std::string(queue), out.value);
   co_return OutcomeResponse(out.error, std::move(body));
 }
 
@@ -394,7 +395,7 @@ awaitable<HttpResponse> Api::Metrics() {
       RenderMetricsPage(std::move(all), limits_.max_metrics_queues,
                         ServerGauges{g.live_tasks, g.waiters, g.rss_bytes, g.payload_cache_bytes},
                         http_metrics_));
-  if (more_metrics_) more_metrics_(response.body);
+  for (const auto& append : more_metrics_) append(response.body);
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   co_return response;
 }

@@ -7,6 +7,8 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "common/limits.h"
 #include "engine/shard_set.h"  // CurrentIoThread
@@ -23,9 +25,20 @@ class Api {
 
   boost::asio::awaitable<HttpResponse> Handle(HttpRequest& request, Connection& connection);
   HttpMetrics& http_metrics() { return http_metrics_; }
-  // More series for /metrics from other front ends (the beanstalkd listener's commands):
-  // called on an I/O thread to append Prometheus text. Set before serving.
-  void AddMetrics(std::function<void(std::string&)> append) { more_metrics_ = std::move(append); }
+  // More series for /metrics from other front ends (the beanstalkd listener's commands,
+  // push delivery): called on an I/O thread to append Prometheus text. Set before serving.
+  void AddMetrics(std::function<void(std::string&)> append) {
+    more_metrics_.push_back(std::move(append));
+  }
+  // Told of every queue config a PUT stored (push delivery starts, updates, stops), on
+  // the connection's thread. Set before serving.
+  void OnQueueConfigured(std::function<void(const std::string&, const QueueConfig&)> fn) {
+    on_configured_ = std::move(fn);
+  }
+  // A queue's push status as a JSON object (empty: none), shown as "push" in its stats.
+  void SetPushStatus(std::function<std::string(std::string_view)> fn) {
+    push_status_ = std::move(fn);
+  }
 
  private:
   using Awaitable = boost::asio::awaitable<HttpResponse>;
@@ -52,7 +65,9 @@ class Api {
   TaskService& service_;
   const Limits& limits_;
   HttpMetrics http_metrics_;
-  std::function<void(std::string&)> more_metrics_;
+  std::vector<std::function<void(std::string&)>> more_metrics_;
+  std::function<void(const std::string&, const QueueConfig&)> on_configured_;
+  std::function<std::string(std::string_view)> push_status_;
 };
 
 }  // namespace conveyor

@@ -22,6 +22,7 @@
 #include "engine/local_task_service.h"
 #include "engine/shard_set.h"
 #include "http/server.h"
+#include "push/push_manager.h"
 #include "storage/data_dir.h"
 #include "storage/recovery.h"
 #include "storage/rocks_store.h"
@@ -110,10 +111,13 @@ struct StopInOrder {
 // their current answer (idle ones at once), at most shutdown_timeout_ms for in-flight
 // requests, then everything journaled made durable, then the I/O threads end.
 boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server,
-                                      beanstalk::BeanstalkServer& beanstalk, const Limits& limits) {
+                                      beanstalk::BeanstalkServer& beanstalk, PushManager& push,
+                                      const Limits& limits) {
   namespace asio = boost::asio;
   server.StopAccepting();
   beanstalk.StopAccepting();
+  // Push takes no new task; what it is delivering may finish until the deadline below.
+  push.StopLeasing();
   server.BeginDrain();
   // beanstalkd connections have no "last answer": they end now, their jobs ready again.
   beanstalk.CloseAll();
@@ -126,8 +130,9 @@ boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server,
   asio::steady_timer pause(co_await asio::this_coro::executor);
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(limits.shutdown_timeout_ms);
-  while ((server.open_connections() > 0 || beanstalk.open_connections() > 0) &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (
+      (server.open_connections() > 0 || beanstalk.open_connections() > 0 || push.in_flight() > 0) &&
+      std::chrono::steady_clock::now() < deadline) {
     pause.expires_after(std::chrono::milliseconds(10));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
   }
@@ -137,6 +142,15 @@ boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server,
     server.CloseAll();
     pause.expires_after(std::chrono::milliseconds(100));
     co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (size_t left = push.in_flight(); left > 0) {
+    std::cerr << "conveyor: ending " << left << " push deliveries still in flight after "
+              << limits.shutdown_timeout_ms << " ms (their tasks are ready again)" << std::endl;
+    push.CloseAll();
+    for (int i = 0; i < 50 && push.in_flight() > 0; ++i) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
   }
   for (size_t i = 0; i < shards.size(); ++i) {
     Error e = co_await CallShard<Error>(shards.at(i), [](Shard& s, Completion<Error> done) {
@@ -228,6 +242,12 @@ int RunServe(ServeOptions& options) {
   if (!options.beanstalk.empty()) {
     api.AddMetrics([&beanstalk_server](std::string& out) { beanstalk_server.AppendMetrics(out); });
   }
+  PushManager push(shards, service, options.limits);
+  api.OnQueueConfigured([&push](const std::string& queue, const QueueConfig& config) {
+    push.Configure(queue, config);
+  });
+  api.SetPushStatus([&push](std::string_view queue) { return push.StatusJson(queue); });
+  api.AddMetrics([&push](std::string& out) { push.AppendMetrics(out); });
   StopInOrder stop_in_order{shards, storage_journals, batch_syncer};  // runs before ~server
   if (std::string error = server.Listen(host, port); !error.empty()) return Fail(error);
   if (!options.beanstalk.empty()) {
@@ -241,7 +261,8 @@ int RunServe(ServeOptions& options) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     std::cerr << "conveyor: shutting down: answering long-polls, finishing requests" << std::endl;
-    boost::asio::co_spawn(shards.io(0), Shutdown(shards, server, beanstalk_server, options.limits),
+    boost::asio::co_spawn(shards.io(0),
+                          Shutdown(shards, server, beanstalk_server, push, options.limits),
                           boost::asio::detached);
   });
   std::cout << "conveyor: listening on http://" << options.listen << " (durability "
@@ -251,7 +272,9 @@ int RunServe(ServeOptions& options) {
   if (!options.beanstalk.empty()) {
     std::cout << "conveyor: beanstalkd protocol on " << options.beanstalk << std::endl;
   }
+  boost::asio::co_spawn(shards.io(0), push.StartAll(), boost::asio::detached);
   shards.Run();
+  push.Release();
   // stop_in_order (below) ends the commit threads, then frees the shards and io_contexts.
   std::cerr << "conveyor: stopped" << std::endl;
   return 0;

@@ -186,6 +186,10 @@ class Engine {
   // Leases that were granted but could not be delivered: ready again at once, the attempt
   // not counted.
   void ReleaseUndelivered(const std::vector<LeaseGrant>& grants);
+  // A leased task that its worker was told to hold back ("come back later": a push
+  // endpoint's 429 with Retry-After): scheduled delay_ms from now (ready at once for 0),
+  // the attempt not counted and no error recorded. Durable like an ack.
+  Outcome<IdState> Defer(uint64_t id, std::string_view token, int64_t delay_ms);
 
   // Fires the timers due by now, at most kTimerSlice of them (a mass expiry is worked off
   // in slices between other work), and none while the journal refuses records (its

@@ -102,6 +102,20 @@ void Engine::Unlease(Task& task, int64_t now) {
   journal_.TaskStateChanged(task);
 }
 
+Outcome<IdState> Engine::Defer(uint64_t id, std::string_view token, int64_t delay_ms) {
+  StoredTask stored;
+  Error refused;
+  Task* task = HeldTask(id, token, stored, refused);
+  if (task == nullptr) return {refused, {}};
+  const int64_t now = Now();
+  if (task->attempts > 0) task->attempts--;
+  task->run_at = SaturatingAdd(now, std::max<int64_t>(delay_ms, 0));
+  SetState(*task, delay_ms > 0 ? TaskState::kScheduled : TaskState::kReady, now);
+  journal_.TaskChanged(*task);
+  ServeWaiters();
+  return IdStateOf(*task);
+}
+
 void Engine::Drain() {
   draining_ = true;
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);

@@ -221,6 +221,15 @@ Awaitable<Outcome<IdState>> LocalTaskService::Retry(uint64_t id) {
   co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
 }
 
+Awaitable<Outcome<IdState>> LocalTaskService::Defer(uint64_t id, std::string token,
+                                                    int64_t delay_ms) {
+  auto command = [id, token = std::move(token), delay_ms](Shard& s,
+                                                          Completion<Outcome<IdState>> done) {
+    Durable(s, s.engine().Defer(id, token, delay_ms), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
+}
+
 Awaitable<Outcome<IdState>> LocalTaskService::Release(uint64_t id, std::string token,
                                                       int32_t priority, int64_t delay_ms) {
   auto command = [id, token = std::move(token), priority, delay_ms](

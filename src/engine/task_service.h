@@ -77,6 +77,8 @@ class TaskService {
   virtual Awaitable<LeaseResult> Lease(LeaseCommand command, WaitSlot wait) = 0;
   // Grants whose answer could not be delivered: ready again at once, attempt not counted.
   virtual void ReleaseUndelivered(std::vector<LeaseGrant> grants) = 0;
+  // A leased task held back for delay_ms, the attempt not counted (Engine::Defer). Durable.
+  virtual Awaitable<Outcome<IdState>> Defer(uint64_t id, std::string token, int64_t delay_ms) = 0;
   virtual Awaitable<Outcome<IdState>> Ack(AckCall call) = 0;
   // One error (or OK) per ack, in order; all owning shards at once, one wait.
   virtual Awaitable<std::vector<Error>> AckMany(std::vector<AckCall> calls) = 0;

@@ -1,0 +1,229 @@
+#include "push/dispatcher.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <iostream>
+
+#include "push/signature.h"
+
+namespace conveyor {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+// A lease outlasts its delivery's timeout by this much, so that it never expires while
+// the answer is still on its way (and the task is delivered twice at once).
+constexpr int64_t kLeaseMarginMs = 5000;
+// A parked lease is renewed this often; a storage error is retried after kErrorPauseMs.
+constexpr int64_t kLeaseWaitMs = 30000;
+constexpr int64_t kErrorPauseMs = 1000;
+
+}  // namespace
+
+QueueDispatcher::QueueDispatcher(std::string queue, const PushConfig& config, Context context,
+                                 std::shared_ptr<PushStatus> status)
+    : queue_(std::move(queue)), ctx_(std::move(context)), status_(std::move(status)) {
+  Update(config);
+}
+
+void QueueDispatcher::Update(const PushConfig& config) {
+  config_ = config;
+  std::string why;
+  url_ = ParseUrl(config_.url, why).value_or(Url{});  // checked by the API before it is stored
+  signing_key_ =
+      config_.secret.empty() ? std::string() : SigningKeyOf(config_.secret, why).value_or("");
+  breaker_.Configure(config_.breaker_failures, config_.breaker_cooldown_ms);
+  Wake();
+}
+
+void QueueDispatcher::Start(asio::any_io_executor executor) {
+  wake_.emplace(executor);
+  running_ = true;
+  asio::co_spawn(executor, Run(), asio::detached);
+}
+
+void QueueDispatcher::Stop() {
+  stopping_ = true;
+  Wake();
+}
+
+void QueueDispatcher::Wake() {
+  if (wake_) wake_->cancel();
+  if (lease_wait_ && *lease_wait_) (*lease_wait_)->Cancel();
+}
+
+void QueueDispatcher::Publish() {
+  status_->breaker.store(static_cast<uint8_t>(breaker_.state()), std::memory_order_relaxed);
+  status_->consecutive_failures.store(breaker_.consecutive_failures(), std::memory_order_relaxed);
+  status_->breaker_opened.store(breaker_.times_opened(), std::memory_order_relaxed);
+  status_->in_flight.store(in_flight_, std::memory_order_relaxed);
+}
+
+asio::awaitable<void> QueueDispatcher::SleepUntilMono(int64_t mono_ms) {
+  const int64_t now = ctx_.clock->MonoMs();
+  wake_->expires_after(std::chrono::milliseconds(std::max<int64_t>(0, mono_ms - now)));
+  co_await wake_->async_wait(kTuple);
+}
+
+asio::awaitable<void> QueueDispatcher::Run() {
+  auto self = shared_from_this();  // alive while this loop runs
+  auto executor = co_await asio::this_coro::executor;
+  while (!stopping_) {
+    const int64_t now = ctx_.clock->MonoMs();
+    if (paused_until_mono_ > now) {  // the endpoint asked for a pause (Retry-After)
+      co_await SleepUntilMono(paused_until_mono_);
+      continue;
+    }
+    const size_t room = config_.concurrency > in_flight_ ? config_.concurrency - in_flight_ : 0;
+    if (room == 0) {
+      co_await SleepUntilMono(now + kLeaseWaitMs);  // woken when a delivery ends
+      continue;
+    }
+    if (!breaker_.Allow(now)) {
+      const int64_t probe_at = breaker_.probe_at();
+      co_await SleepUntilMono(probe_at > 0 ? probe_at : now + kLeaseWaitMs);
+      continue;
+    }
+    const bool probe = breaker_.state() == CircuitBreaker::State::kHalfOpen;
+    Publish();
+    LeaseCommand command;
+    command.queues.push_back(queue_);
+    command.request.max =
+        probe ? 1 : static_cast<uint32_t>(std::min<size_t>(room, ctx_.limits->max_lease_batch));
+    command.request.wait_ms = std::min<int64_t>(kLeaseWaitMs, ctx_.limits->max_wait_ms);
+    command.request.lease_ms =
+        std::min<int64_t>(config_.timeout_ms + kLeaseMarginMs, ctx_.limits->max_lease_ms);
+    command.request.worker = "push";
+    lease_wait_ = std::make_shared<std::shared_ptr<WaitHandle>>();
+    const int64_t asked = ctx_.clock->MonoMs();
+    LeaseResult leased = co_await ctx_.service->Lease(std::move(command), lease_wait_);
+    lease_wait_.reset();
+    if (leased.tasks.empty()) {
+      if (probe) breaker_.OnAbandoned();
+      if (!leased.error.ok() || ctx_.clock->MonoMs() - asked < 5) {
+        // Storage refusing, the waiter limit, a draining engine: do not spin.
+        if (!stopping_) co_await SleepUntilMono(ctx_.clock->MonoMs() + kErrorPauseMs);
+      }
+      continue;
+    }
+    if (stopping_ || paused_until_mono_ > ctx_.clock->MonoMs()) {
+      ctx_.service->ReleaseUndelivered(std::move(leased.granted));  // not counted
+      continue;
+    }
+    for (TaskView& task : leased.tasks) {
+      ++in_flight_;
+      asio::co_spawn(executor, Deliver(std::move(task)), asio::detached);
+    }
+    Publish();
+  }
+  running_ = false;
+}
+
+std::vector<HttpHeader> QueueDispatcher::HeadersFor(const TaskView& task) const {
+  std::vector<HttpHeader> headers;
+  headers.reserve(config_.headers.size() + 6);
+  const std::string id = std::to_string(task.id);
+  // The id stays the same on every attempt, so a receiver can drop duplicates by it.
+  headers.push_back({"webhook-id", id});
+  headers.push_back({"Conveyor-Task-Id", id});
+  headers.push_back({"Conveyor-Queue", queue_});
+  headers.push_back({"Conveyor-Attempt", std::to_string(task.attempts)});
+  for (const auto& [name, value] : config_.headers) headers.push_back({name, value});
+  return headers;
+}
+
+asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
+  auto self = shared_from_this();
+  std::vector<HttpHeader> headers = HeadersFor(task);
+  if (!signing_key_.empty()) {
+    const std::string timestamp = std::to_string(ctx_.clock->NowMs() / 1000);
+    headers.push_back({"webhook-timestamp", timestamp});
+    headers.push_back({"webhook-signature", WebhookSignature(signing_key_, headers.front().value,
+                                                             timestamp, task.payload)});
+  }
+  HttpCall call;
+  call.method = "POST";
+  call.body = task.payload;
+  call.content_type =
+      task.payload_kind == PayloadKind::kBytes ? "application/octet-stream" : "application/json";
+  call.headers = headers;
+  call.timeout_ms = config_.timeout_ms;
+  const PushConfig config = config_;  // as it was when the delivery started
+  const Url url = url_;
+  HttpAnswer answer = co_await ctx_.client->Request(url, call);
+  Verdict verdict = Judge(answer, config, ctx_.clock->NowMs());
+  switch (verdict.kind) {
+    case VerdictKind::kAck:
+      breaker_.OnSuccess();
+      status_->delivered.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case VerdictKind::kDefer: {
+      const int64_t until = ctx_.clock->MonoMs() + verdict.defer_ms;
+      paused_until_mono_ = std::max(paused_until_mono_, until);
+      status_->paused_until.store(ctx_.clock->NowMs() + verdict.defer_ms,
+                                  std::memory_order_relaxed);
+      status_->deferred.fetch_add(1, std::memory_order_relaxed);
+      breaker_.OnAbandoned();
+      Wake();  // the parked lease must not take more tasks during the pause
+      break;
+    }
+    case VerdictKind::kAbandon:
+      breaker_.OnAbandoned();
+      break;
+    default:
+      status_->failed.fetch_add(1, std::memory_order_relaxed);
+      if (verdict.endpoint_failed) {
+        breaker_.OnFailure(ctx_.clock->MonoMs());
+      } else {
+        breaker_.OnSuccess();  // the endpoint answered; it refused this task only
+      }
+      break;
+  }
+  co_await Settle(task, verdict);
+  --in_flight_;
+  Publish();
+  Wake();
+}
+
+asio::awaitable<void> QueueDispatcher::Settle(const TaskView& task, const Verdict& v) {
+  Outcome<IdState> out;
+  switch (v.kind) {
+    case VerdictKind::kAck: {
+      // Named, not a temporary inside the co_await (GCC 12 destroys those twice).
+      AckCall ack{task.id, task.lease_token, v.result};
+      out = co_await ctx_.service->Ack(std::move(ack));
+      break;
+    }
+    case VerdictKind::kRetry:
+    case VerdictKind::kDead: {
+      NackCall nack;
+      nack.token = task.lease_token;
+      nack.message = v.message;
+      nack.dead = v.kind == VerdictKind::kDead;
+      out = co_await ctx_.service->Nack(task.id, std::move(nack));
+      break;
+    }
+    case VerdictKind::kDefer: {
+      std::string token = task.lease_token;
+      out = co_await ctx_.service->Defer(task.id, std::move(token), v.defer_ms);
+      break;
+    }
+    case VerdictKind::kAbandon:
+      ctx_.service->ReleaseUndelivered({LeaseGrant{task.id, task.lease_token}});
+      co_return;
+  }
+  // A lease that ran out meanwhile (the task is someone else's now) or storage refusing:
+  // the task is not lost; it comes back when its lease expires.
+  if (!out.error.ok()) {
+    std::cerr << "conveyor: push " << queue_ << ": settling task " << task.id
+              << " failed: " << out.error.message << std::endl;
+  }
+}
+
+}  // namespace conveyor
