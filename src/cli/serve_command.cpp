@@ -36,6 +36,7 @@ struct ServeOptions {
   std::string data_dir = "./conveyor-data";
   std::string durability = "sync";
   std::string beanstalk;
+  std::string push_ca_file;
   std::string broker;
   std::string config_file;
   size_t threads = std::max(1u, std::thread::hardware_concurrency());
@@ -242,7 +243,7 @@ int RunServe(ServeOptions& options) {
   if (!options.beanstalk.empty()) {
     api.AddMetrics([&beanstalk_server](std::string& out) { beanstalk_server.AppendMetrics(out); });
   }
-  PushManager push(shards, service, options.limits);
+  PushManager push(shards, service, options.limits, options.push_ca_file);
   api.OnQueueConfigured([&push](const std::string& queue, const QueueConfig& config) {
     push.Configure(queue, config);
   });
@@ -298,6 +299,11 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--beanstalk", options->beanstalk, "beanstalkd protocol address HOST:PORT")
       ->envname("CONVEYOR_BEANSTALK");
+  cmd->add_option("--push-ca-file", options->push_ca_file,
+                  "CA certificates (PEM) that push trusts for https endpoints, instead of the "
+                  "system's")
+      ->envname("CONVEYOR_PUSH_CA_FILE")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--broker", options->broker, "redis://host:port for the multi-node backend")
       ->envname("CONVEYOR_BROKER");
   cmd->add_option("--threads", options->threads, "I/O threads = shards (default: cores)")

@@ -190,6 +190,11 @@ class Engine {
   // endpoint's 429 with Retry-After): scheduled delay_ms from now (ready at once for 0),
   // the attempt not counted and no error recorded. Durable like an ack.
   Outcome<IdState> Defer(uint64_t id, std::string_view token, int64_t delay_ms);
+  // Ends at once every lease of the queue held by `worker` as an expiry would (the
+  // attempt counted, `message` recorded): a push dispatcher's leases after a restart,
+  // whose deliveries died with the old process. The count. Durable like the rest.
+  Outcome<uint32_t> ExpireLeasesOf(std::string_view queue, std::string_view worker,
+                                   std::string_view message);
 
   // Fires the timers due by now, at most kTimerSlice of them (a mass expiry is worked off
   // in slices between other work), and none while the journal refuses records (its

@@ -116,6 +116,33 @@ Outcome<IdState> Engine::Defer(uint64_t id, std::string_view token, int64_t dela
   return IdStateOf(*task);
 }
 
+Outcome<uint32_t> Engine::ExpireLeasesOf(std::string_view queue_name, std::string_view worker,
+                                         std::string_view message) {
+  Tick();
+  if (!journal_.writable()) return {StorageDown(), 0};
+  Queue* queue = FindQueue(queue_name);
+  if (queue == nullptr) return Ok<uint32_t>(0);
+  const auto& leased = queue->ids_in(TaskState::kLeased);
+  std::vector<uint64_t> ids(leased.begin(), leased.end());
+  const int64_t now = Now();
+  uint32_t n = 0;
+  for (uint64_t id : ids) {
+    Task* task = FindTask(id);
+    if (task == nullptr || task->lease_worker() != worker) continue;
+    AddError(*task, now, std::string(message));
+    task->queue->totals().expired++;
+    if (task->attempts >= task->max_attempts) {
+      Kill(*task, DeadReason::kMaxAttempts, now);
+    } else {
+      SetState(*task, TaskState::kReady, now);
+    }
+    journal_.TaskChanged(*task);
+    ++n;
+  }
+  ServeWaiters();
+  return Ok(n);
+}
+
 void Engine::Drain() {
   draining_ = true;
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);

@@ -230,6 +230,16 @@ Awaitable<Outcome<IdState>> LocalTaskService::Defer(uint64_t id, std::string tok
   co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));
 }
 
+Awaitable<Outcome<uint32_t>> LocalTaskService::ExpireLeasesOf(std::string queue, std::string worker,
+                                                              std::string message) {
+  Shard& shard = shards_.ForQueue(queue);
+  auto command = [queue = std::move(queue), worker = std::move(worker),
+                  message = std::move(message)](Shard& s, Completion<Outcome<uint32_t>> done) {
+    Durable(s, s.engine().ExpireLeasesOf(queue, worker, message), std::move(done));
+  };
+  co_return co_await CallShard<Outcome<uint32_t>>(shard, std::move(command));
+}
+
 Awaitable<Outcome<IdState>> LocalTaskService::Release(uint64_t id, std::string token,
                                                       int32_t priority, int64_t delay_ms) {
   auto command = [id, token = std::move(token), priority, delay_ms](

@@ -19,6 +19,8 @@ class LocalTaskService final : public TaskService {
   Awaitable<LeaseResult> Lease(LeaseCommand command, WaitSlot wait) override;
   void ReleaseUndelivered(std::vector<LeaseGrant> grants) override;
   Awaitable<Outcome<IdState>> Defer(uint64_t id, std::string token, int64_t delay_ms) override;
+  Awaitable<Outcome<uint32_t>> ExpireLeasesOf(std::string queue, std::string worker,
+                                              std::string message) override;
   Awaitable<Outcome<IdState>> Ack(AckCall call) override;
   Awaitable<std::vector<Error>> AckMany(std::vector<AckCall> calls) override;
   Awaitable<Outcome<IdState>> Nack(uint64_t id, NackCall call) override;

@@ -79,6 +79,9 @@ class TaskService {
   virtual void ReleaseUndelivered(std::vector<LeaseGrant> grants) = 0;
   // A leased task held back for delay_ms, the attempt not counted (Engine::Defer). Durable.
   virtual Awaitable<Outcome<IdState>> Defer(uint64_t id, std::string token, int64_t delay_ms) = 0;
+  // The queue's leases held by `worker`, expired at once (Engine::ExpireLeasesOf). Durable.
+  virtual Awaitable<Outcome<uint32_t>> ExpireLeasesOf(std::string queue, std::string worker,
+                                                      std::string message) = 0;
   virtual Awaitable<Outcome<IdState>> Ack(AckCall call) = 0;
   // One error (or OK) per ack, in order; all owning shards at once, one wait.
   virtual Awaitable<std::vector<Error>> AckMany(std::vector<AckCall> calls) = 0;

@@ -23,6 +23,8 @@ constexpr int64_t kLeaseMarginMs = 5000;
 // A parked lease is renewed this often; a storage error is retried after kErrorPauseMs.
 constexpr int64_t kLeaseWaitMs = 30000;
 constexpr int64_t kErrorPauseMs = 1000;
+// The worker name of push leases (shown in a task's lease).
+constexpr const char* kPushWorker = "push";
 
 }  // namespace
 
@@ -42,10 +44,10 @@ void QueueDispatcher::Update(const PushConfig& config) {
   Wake();
 }
 
-void QueueDispatcher::Start(asio::any_io_executor executor) {
+void QueueDispatcher::Start(asio::any_io_executor executor, bool reclaim) {
   wake_.emplace(executor);
   running_ = true;
-  asio::co_spawn(executor, Run(), asio::detached);
+  asio::co_spawn(executor, Run(reclaim), asio::detached);
 }
 
 void QueueDispatcher::Stop() {
@@ -71,9 +73,19 @@ asio::awaitable<void> QueueDispatcher::SleepUntilMono(int64_t mono_ms) {
   co_await wake_->async_wait(kTuple);
 }
 
-asio::awaitable<void> QueueDispatcher::Run() {
+asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
   auto self = shared_from_this();  // alive while this loop runs
   auto executor = co_await asio::this_coro::executor;
+  if (reclaim) {
+    std::string queue = queue_, worker = kPushWorker;
+    std::string why = "the push delivery was cut short: the server restarted";
+    Outcome<uint32_t> n =
+        co_await ctx_.service->ExpireLeasesOf(std::move(queue), std::move(worker), std::move(why));
+    if (!n.error.ok()) {
+      std::cerr << "conveyor: push " << queue_ << ": " << n.error.message
+                << " (its earlier leases end when they expire)" << std::endl;
+    }
+  }
   while (!stopping_) {
     const int64_t now = ctx_.clock->MonoMs();
     if (paused_until_mono_ > now) {  // the endpoint asked for a pause (Retry-After)
@@ -99,7 +111,7 @@ asio::awaitable<void> QueueDispatcher::Run() {
     command.request.wait_ms = std::min<int64_t>(kLeaseWaitMs, ctx_.limits->max_wait_ms);
     command.request.lease_ms =
         std::min<int64_t>(config_.timeout_ms + kLeaseMarginMs, ctx_.limits->max_lease_ms);
-    command.request.worker = "push";
+    command.request.worker = kPushWorker;
     lease_wait_ = std::make_shared<std::shared_ptr<WaitHandle>>();
     const int64_t asked = ctx_.clock->MonoMs();
     LeaseResult leased = co_await ctx_.service->Lease(std::move(command), lease_wait_);

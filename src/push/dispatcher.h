@@ -52,8 +52,10 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   QueueDispatcher(std::string queue, const PushConfig& config, Context context,
                   std::shared_ptr<PushStatus> status);
 
-  // Starts leasing and delivering on `executor` (the queue's shard thread).
-  void Start(boost::asio::any_io_executor executor);
+  // Starts leasing and delivering on `executor` (the queue's shard thread). After a
+  // restart (`reclaim`), the leases an earlier process's dispatcher held first expire at
+  // once: their deliveries died with it.
+  void Start(boost::asio::any_io_executor executor, bool reclaim);
   // A new push config for the same queue: applies to the next deliveries.
   void Update(const PushConfig& config);
   // No new leases; deliveries in flight finish and settle.
@@ -62,7 +64,7 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   bool stopped() const { return stopping_ && !running_ && in_flight_ == 0; }
 
  private:
-  boost::asio::awaitable<void> Run();
+  boost::asio::awaitable<void> Run(bool reclaim);
   boost::asio::awaitable<void> Deliver(TaskView task);
   boost::asio::awaitable<void> Settle(const TaskView& task, const Verdict& verdict);
   boost::asio::awaitable<void> SleepUntilMono(int64_t mono_ms);

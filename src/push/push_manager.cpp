@@ -21,8 +21,9 @@ struct PushManager::ShardPush {
 
 namespace {
 
-HttpClientOptions PushClientOptions(const Limits& limits) {
+HttpClientOptions PushClientOptions(const Limits& limits, const std::string& ca_file) {
   HttpClientOptions o;
+  o.ca_file = ca_file;
   o.connect_timeout_ms = 5000;
   o.answer_timeout_ms = limits.max_lease_ms;  // each delivery's own timeout_ms governs
   o.total_timeout_ms = 30000;
@@ -36,12 +37,13 @@ HttpClientOptions PushClientOptions(const Limits& limits) {
 
 }  // namespace
 
-PushManager::PushManager(ShardSet& shards, TaskService& service, const Limits& limits)
+PushManager::PushManager(ShardSet& shards, TaskService& service, const Limits& limits,
+                         const std::string& ca_file)
     : shards_(shards), service_(service), limits_(limits) {
   for (size_t i = 0; i < shards.size(); ++i) {
     auto part = std::make_unique<ShardPush>();
-    part->client =
-        std::make_shared<HttpClient>(shards.io(i).get_executor(), PushClientOptions(limits));
+    part->client = std::make_shared<HttpClient>(shards.io(i).get_executor(),
+                                                PushClientOptions(limits, ca_file));
     per_shard_.push_back(std::move(part));
   }
 }
@@ -52,13 +54,16 @@ size_t PushManager::ShardOf(std::string_view queue) const {
   return SlotOfQueue(queue) % shards_.size();
 }
 
-void PushManager::Configure(const std::string& queue, const QueueConfig& config) {
+void PushManager::Configure(const std::string& queue, const QueueConfig& config,
+                            bool after_restart) {
   const size_t shard = ShardOf(queue);
-  asio::post(shards_.io(shard),
-             [this, shard, queue, config] { ConfigureHere(shard, queue, config); });
+  asio::post(shards_.io(shard), [this, shard, queue, config, after_restart] {
+    ConfigureHere(shard, queue, config, after_restart);
+  });
 }
 
-void PushManager::ConfigureHere(size_t shard, const std::string& queue, const QueueConfig& config) {
+void PushManager::ConfigureHere(size_t shard, const std::string& queue, const QueueConfig& config,
+                                bool after_restart) {
   ShardPush& part = *per_shard_[shard];
   auto it = part.dispatchers.find(queue);
   if (!config.push) {
@@ -81,14 +86,14 @@ void PushManager::ConfigureHere(size_t shard, const std::string& queue, const Qu
   }
   QueueDispatcher::Context context{&service_, part.client, &SystemClock::Instance(), &limits_};
   auto dispatcher = std::make_shared<QueueDispatcher>(queue, *config.push, context, status);
-  dispatcher->Start(shards_.io(shard).get_executor());
+  dispatcher->Start(shards_.io(shard).get_executor(), after_restart);
   part.dispatchers.emplace(queue, std::move(dispatcher));
 }
 
 asio::awaitable<void> PushManager::StartAll() {
   std::vector<QueueSnapshot> all = co_await service_.AllQueueStats();
   for (const QueueSnapshot& q : all) {
-    if (q.config.push) Configure(q.name, q.config);
+    if (q.config.push) Configure(q.name, q.config, /*after_restart=*/true);
   }
 }
 

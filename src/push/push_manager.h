@@ -25,12 +25,15 @@ namespace conveyor {
 
 class PushManager {
  public:
-  PushManager(ShardSet& shards, TaskService& service, const Limits& limits);
+  // ca_file: the CAs https endpoints are verified against (empty: the system's).
+  PushManager(ShardSet& shards, TaskService& service, const Limits& limits,
+              const std::string& ca_file = {});
   ~PushManager();
 
   // Any thread: the queue's config now (push or not); starts, updates or stops its
   // dispatcher on the queue's thread.
-  void Configure(const std::string& queue, const QueueConfig& config);
+  // after_restart: the config was stored before this process started (StartAll).
+  void Configure(const std::string& queue, const QueueConfig& config, bool after_restart = false);
   // A coroutine on any I/O thread: a dispatcher for every stored push config.
   boost::asio::awaitable<void> StartAll();
   // Shutdown, step 1 (any thread): no new leases anywhere.
@@ -53,7 +56,8 @@ class PushManager {
   struct ShardPush;  // one per shard; touched only on that shard's thread
 
   size_t ShardOf(std::string_view queue) const;
-  void ConfigureHere(size_t shard, const std::string& queue, const QueueConfig& config);
+  void ConfigureHere(size_t shard, const std::string& queue, const QueueConfig& config,
+                     bool after_restart);
 
   ShardSet& shards_;
   TaskService& service_;
