@@ -250,6 +250,9 @@ def redis_lpush(port, tasks):
     return float(re.search(r"LPUSH: ([\d.]+) requests per second", out.replace("\r", "\n")).group(1))
 
 
+PUSH_RUNS = []
+
+
 def median_of(runs, fn):
     values = [fn() for _ in range(runs)]
     return statistics.median(values), values
@@ -259,6 +262,38 @@ def row(workload, ours, peer_name, theirs, note=""):
     ratio = ours / theirs if theirs else 0
     print(f"| {workload} | {ours:,.0f} | {peer_name} {theirs:,.0f} | ×{ratio:.2f} | {note} |",
           flush=True)
+
+
+def http_json(method, url, body=None):
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def push_rate(binary, nginx_port, tasks=50000, concurrency=64):
+    """Push throughput: `tasks` 100-byte tasks enqueued first (batches of 1000), then the
+    queue's push config is set to nginx `return 200` with `concurrency`; tasks/s from
+    that PUT to the last ack (polled every 20 ms). Conveyor `sync`."""
+    payload = {"t": 0, "data": "x" * 76}
+    with Server(binary, "sync") as s:
+        for start in range(0, tasks, 1000):
+            n = min(1000, tasks - start)
+            http_json("POST", s.url + "/v1/queues/push-bench/tasks",
+                      {"tasks": [{"payload": payload}] * n})
+        started = time.time()
+        http_json("PUT", s.url + "/v1/queues/push-bench",
+                  {"push": {"url": f"http://127.0.0.1:{nginx_port}/hook",
+                            "concurrency": concurrency}})
+        while True:
+            stats = http_json("GET", s.url + "/v1/queues/push-bench")
+            if stats["counts"]["succeeded"] >= tasks:
+                return tasks / (time.time() - started)
+            if time.time() - started > 600:
+                raise RuntimeError(f"push did not finish: {stats}")
+            time.sleep(0.02)
 
 
 def conveyor_rate(binary, durability, *args):
@@ -410,13 +445,13 @@ def main():
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "..", "build", "conveyor"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="beanstalkd,redis,nginx",
-                    help="comma-separated: beanstalkd,redis,nginx,rabbitmq,nats,bullmq,"
+                    help="comma-separated: beanstalkd,redis,nginx,push,rabbitmq,nats,bullmq,"
                          "beanstalk-protocol")
     ap.add_argument("--skip", default="", help="rows to leave out: single,e2e,lowload")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     only = set(a.only.split(","))
-    unknown = only - {"beanstalkd", "redis", "nginx", "rabbitmq", "nats", "bullmq",
+    unknown = only - {"beanstalkd", "redis", "nginx", "push", "rabbitmq", "nats", "bullmq",
                       "beanstalk-protocol"}
     if unknown:
         ap.error(f"--only: unknown peer {', '.join(sorted(unknown))}")
@@ -440,6 +475,20 @@ def main():
         (o, ov), (t, tv) = median_of(r, ours), median_of(r, theirs)
         row("1 task per POST, 64 connections (wrk), sync", o, "nginx `return 200`", t,
             f"runs {ov} vs {tv}")
+    if "push" in only:
+        lua = os.path.join(tempfile.mkdtemp(prefix="conveyor-wrk-"), "post.lua")
+        with open(lua, "w") as f:
+            f.write(POST_LUA)
+        for _ in range(r):  # alternating, each pair against the same nginx
+            with Peer("nginx", nginx) as p:
+                pushed = push_rate(binary, p.port)
+                direct = wrk(f"http://127.0.0.1:{p.port}/hook", 5, lua)
+            PUSH_RUNS.append((pushed, direct))
+        o = statistics.median(v[0] for v in PUSH_RUNS)
+        t = statistics.median(v[1] for v in PUSH_RUNS)
+        row("push: 50,000 100-byte tasks to nginx `return 200`, concurrency 64, sync", o,
+            "wrk -c64 on the same nginx", t,
+            "runs " + ", ".join(f"{a:,.0f}/{b:,.0f}" for a, b in PUSH_RUNS))
     if "beanstalkd" in only:
         single = ["enqueue", "--tasks", "100000", "--connections", "64"]
         skip = set(a.skip.split(","))

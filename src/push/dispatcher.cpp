@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
@@ -35,12 +36,13 @@ QueueDispatcher::QueueDispatcher(std::string queue, const PushConfig& config, Co
 }
 
 void QueueDispatcher::Update(const PushConfig& config) {
-  config_ = config;
+  config_ = std::make_shared<const PushConfig>(config);
   std::string why;
-  url_ = ParseUrl(config_.url, why).value_or(Url{});  // checked by the API before it is stored
+  // Checked by the API before it was stored.
+  url_ = std::make_shared<const Url>(ParseUrl(config.url, why).value_or(Url{}));
   signing_key_ =
-      config_.secret.empty() ? std::string() : SigningKeyOf(config_.secret, why).value_or("");
-  breaker_.Configure(config_.breaker_failures, config_.breaker_cooldown_ms);
+      config.secret.empty() ? std::string() : SigningKeyOf(config.secret, why).value_or("");
+  breaker_.Configure(config.breaker_failures, config.breaker_cooldown_ms);
   Wake();
 }
 
@@ -92,8 +94,11 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
       co_await SleepUntilMono(paused_until_mono_);
       continue;
     }
-    const size_t room = config_.concurrency > in_flight_ ? config_.concurrency - in_flight_ : 0;
-    if (room == 0) {
+    const size_t room = config_->concurrency > in_flight_ ? config_->concurrency - in_flight_ : 0;
+    // Lease in batches: wait for an eighth of the slots to be free (or all of them), so
+    // that a steady stream is one lease per several deliveries, not one each.
+    const size_t batch = std::max<size_t>(1, config_->concurrency / 8);
+    if (room == 0 || (room < batch && in_flight_ > 0)) {
       co_await SleepUntilMono(now + kLeaseWaitMs);  // woken when a delivery ends
       continue;
     }
@@ -110,7 +115,7 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
         probe ? 1 : static_cast<uint32_t>(std::min<size_t>(room, ctx_.limits->max_lease_batch));
     command.request.wait_ms = std::min<int64_t>(kLeaseWaitMs, ctx_.limits->max_wait_ms);
     command.request.lease_ms =
-        std::min<int64_t>(config_.timeout_ms + kLeaseMarginMs, ctx_.limits->max_lease_ms);
+        std::min<int64_t>(config_->timeout_ms + kLeaseMarginMs, ctx_.limits->max_lease_ms);
     command.request.worker = kPushWorker;
     lease_wait_ = std::make_shared<std::shared_ptr<WaitHandle>>();
     const int64_t asked = ctx_.clock->MonoMs();
@@ -139,14 +144,14 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
 
 std::vector<HttpHeader> QueueDispatcher::HeadersFor(const TaskView& task) const {
   std::vector<HttpHeader> headers;
-  headers.reserve(config_.headers.size() + 6);
+  headers.reserve(config_->headers.size() + 6);
   const std::string id = std::to_string(task.id);
   // The id stays the same on every attempt, so a receiver can drop duplicates by it.
   headers.push_back({"webhook-id", id});
   headers.push_back({"Conveyor-Task-Id", id});
   headers.push_back({"Conveyor-Queue", queue_});
   headers.push_back({"Conveyor-Attempt", std::to_string(task.attempts)});
-  for (const auto& [name, value] : config_.headers) headers.push_back({name, value});
+  for (const auto& [name, value] : config_->headers) headers.push_back({name, value});
   return headers;
 }
 
@@ -165,11 +170,11 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
   call.content_type =
       task.payload_kind == PayloadKind::kBytes ? "application/octet-stream" : "application/json";
   call.headers = headers;
-  call.timeout_ms = config_.timeout_ms;
-  const PushConfig config = config_;  // as it was when the delivery started
-  const Url url = url_;
-  HttpAnswer answer = co_await ctx_.client->Request(url, call);
-  Verdict verdict = Judge(answer, config, ctx_.clock->NowMs());
+  call.timeout_ms = config_->timeout_ms;
+  const std::shared_ptr<const PushConfig> config = config_;  // as when the delivery started
+  const std::shared_ptr<const Url> url = url_;
+  HttpAnswer answer = co_await ctx_.client->Request(*url, call);
+  Verdict verdict = Judge(answer, *config, ctx_.clock->NowMs());
   switch (verdict.kind) {
     case VerdictKind::kAck:
       breaker_.OnSuccess();
@@ -197,21 +202,48 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
       }
       break;
   }
-  co_await Settle(task, verdict);
+  // The endpoint has answered: its slot is free now, while the ack or nack becomes
+  // durable (the task stays leased until then, so nothing is delivered twice).
   --in_flight_;
   Publish();
-  Wake();
+  // Run waits for a batch of free slots (or none in flight); wake it only then.
+  const size_t batch = std::max<size_t>(1, config_->concurrency / 8);
+  const size_t room = config_->concurrency > in_flight_ ? config_->concurrency - in_flight_ : 0;
+  if (room == batch || in_flight_ == 0) Wake();
+  co_await Settle(task, verdict);
+}
+
+asio::awaitable<void> QueueDispatcher::FlushAcks() {
+  auto self = shared_from_this();
+  // Let the deliveries answered in this turn of the event loop add theirs.
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+  std::vector<AckCall> acks;
+  acks.swap(pending_acks_);
+  flush_scheduled_ = false;
+  std::vector<uint64_t> ids;
+  ids.reserve(acks.size());
+  for (const AckCall& a : acks) ids.push_back(a.id);
+  std::vector<Error> errors = co_await ctx_.service->AckMany(std::move(acks));
+  for (size_t i = 0; i < errors.size(); ++i) {
+    // A lease that ran out meanwhile (the task is someone else's now) or storage
+    // refusing: the task is not lost; it comes back when its lease expires.
+    if (!errors[i].ok()) {
+      std::cerr << "conveyor: push " << queue_ << ": acking task " << ids[i]
+                << " failed: " << errors[i].message << std::endl;
+    }
+  }
 }
 
 asio::awaitable<void> QueueDispatcher::Settle(const TaskView& task, const Verdict& v) {
   Outcome<IdState> out;
   switch (v.kind) {
-    case VerdictKind::kAck: {
-      // Named, not a temporary inside the co_await (GCC 12 destroys those twice).
-      AckCall ack{task.id, task.lease_token, v.result};
-      out = co_await ctx_.service->Ack(std::move(ack));
-      break;
-    }
+    case VerdictKind::kAck:
+      pending_acks_.push_back(AckCall{task.id, task.lease_token, v.result});
+      if (!flush_scheduled_) {
+        flush_scheduled_ = true;
+        asio::co_spawn(co_await asio::this_coro::executor, FlushAcks(), asio::detached);
+      }
+      co_return;
     case VerdictKind::kRetry:
     case VerdictKind::kDead: {
       NackCall nack;

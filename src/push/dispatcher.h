@@ -67,14 +67,17 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   boost::asio::awaitable<void> Run(bool reclaim);
   boost::asio::awaitable<void> Deliver(TaskView task);
   boost::asio::awaitable<void> Settle(const TaskView& task, const Verdict& verdict);
+  // Acks wait here for the end of the event loop's turn and then go in one AckMany.
+  boost::asio::awaitable<void> FlushAcks();
   boost::asio::awaitable<void> SleepUntilMono(int64_t mono_ms);
   void Wake();  // ends a sleep and a parked lease (config change, a slot freed, stop)
   void Publish();
   std::vector<HttpHeader> HeadersFor(const TaskView& task) const;
 
   std::string queue_;
-  PushConfig config_;
-  Url url_;
+  // Shared with the deliveries in flight, which keep the config they started with.
+  std::shared_ptr<const PushConfig> config_;
+  std::shared_ptr<const Url> url_;
   std::string signing_key_;  // empty: deliveries are not signed
   Context ctx_;
   std::shared_ptr<PushStatus> status_;
@@ -82,6 +85,8 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   std::optional<boost::asio::steady_timer> wake_;
   TaskService::WaitSlot lease_wait_;  // the parked lease, to cancel it
   size_t in_flight_ = 0;
+  std::vector<AckCall> pending_acks_;
+  bool flush_scheduled_ = false;
   int64_t paused_until_mono_ = 0;
   bool stopping_ = false;
   bool running_ = false;

@@ -54,6 +54,12 @@ std::optional<int64_t> RetryAfterMs(std::string_view value, int64_t now_ms) {
 
 Verdict Judge(const HttpAnswer& answer, const PushConfig& config, int64_t now_ms) {
   Verdict v;
+  if (answer.ok() && answer.status >= 200 && answer.status < 300) {
+    v.kind = VerdictKind::kAck;
+    thread_local JsonDoc doc;  // its own: an HTTP request may hold the thread's between awaits
+    if (!answer.body.empty() && doc.Parse(answer.body, 64)) v.result = answer.body;
+    return v;
+  }
   const std::string where = "POST " + config.url;
   if (!answer.ok()) {
     if (answer.failure == HttpFailure::kClosed || answer.failure == HttpFailure::kOverloaded) {
@@ -67,12 +73,6 @@ Verdict Judge(const HttpAnswer& answer, const PushConfig& config, int64_t now_ms
     return v;
   }
   const int status = answer.status;
-  if (status >= 200 && status < 300) {
-    v.kind = VerdictKind::kAck;
-    thread_local JsonDoc doc;  // its own: an HTTP request may hold the thread's between awaits
-    if (!answer.body.empty() && doc.Parse(answer.body, 64)) v.result = answer.body;
-    return v;
-  }
   v.message = where + " answered " + std::to_string(status);
   if ((status == 429 || status == 503)) {
     if (std::optional<int64_t> ms = RetryAfterMs(answer.header("Retry-After"), now_ms)) {
