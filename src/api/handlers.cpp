@@ -38,13 +38,6 @@ bool IsJsonContentType(std::string_view type) {
          iequals(type, "application/x-www-form-urlencoded");
 }
 
-HttpResponse MethodNotAllowed(std::string allow) {
-  HttpResponse r = ErrorResponse(ErrorCode::kMethodNotAllowed,
-                                 "this path does not accept that method; allowed: " + allow);
-  r.allow = std::move(allow);
-  return r;
-}
-
 // Parses an optional integer query parameter within [min, max].
 Error QueryInt(std::string_view query, std::string_view name, int64_t min, int64_t max,
                int64_t& out) {
@@ -147,6 +140,8 @@ awaitable<HttpResponse> Api::Dispatch(HttpRequest& request, Connection& connecti
     }
     co_return ErrorResponse(ErrorCode::kNotFound, "no such path");
   }
+
+  if (s[1] == "topics") co_return co_await Topics(target, request, route);
 
   if (s[1] == "tasks" && (s.size() == 3 || s.size() == 4)) {
     std::string_view action = s.size() == 4 ? s[3] : std::string_view();

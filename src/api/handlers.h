@@ -59,6 +59,12 @@ class Api {
   Awaitable GetQueue(std::string_view queue);
   Awaitable PutQueue(std::string_view queue, HttpRequest& request);
   Awaitable ListTasks(std::string_view queue, std::string_view query);
+  Awaitable Topics(const Target& target, HttpRequest& request, Route& route);
+  Awaitable ListTopics();
+  Awaitable GetTopic(std::string_view topic);
+  Awaitable PutTopic(std::string_view topic, HttpRequest& request);
+  Awaitable DeleteTopic(std::string_view topic);
+  Awaitable PublishEvent(std::string_view topic, HttpRequest& request);
   Awaitable Metrics();
   Awaitable Healthz();
 

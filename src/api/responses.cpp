@@ -26,4 +26,11 @@ HttpResponse JsonResponse(int status, std::string body) {
   return response;
 }
 
+HttpResponse MethodNotAllowed(std::string allow) {
+  HttpResponse r = ErrorResponse(ErrorCode::kMethodNotAllowed,
+                                 "this path does not accept that method; allowed: " + allow);
+  r.allow = std::move(allow);
+  return r;
+}
+
 }  // namespace conveyor

@@ -12,5 +12,7 @@ namespace conveyor {
 HttpResponse ErrorResponse(const Error& error);
 HttpResponse ErrorResponse(ErrorCode code, std::string message);
 HttpResponse JsonResponse(int status, std::string body);
+// 405 naming the methods the path accepts (and the Allow header).
+HttpResponse MethodNotAllowed(std::string allow);
 
 }  // namespace conveyor

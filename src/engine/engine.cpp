@@ -216,28 +216,9 @@ void Engine::AddError(Task& task, int64_t now, std::string_view message) {
 
 // ---- enqueue ---------------------------------------------------------------------------
 
-// Creates the task and journals its creation; it is published (indexed, timed, leasable)
-// once that creation is durable. REQUIRES: one unit of shared_.live_tasks taken for it.
-void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
-                        std::vector<uint64_t>& created) {
-  if (!spec.idempotency_key.empty()) {
-    auto it = queue.idempotency().find(spec.idempotency_key);
-    if (it != queue.idempotency().end()) {
-      const Task* first = tasks_.Find(it->second);  // published or not
-      if (first != nullptr) {
-        out = EnqueuedTask{first->id, first->state, true};
-        shared_.live_tasks.Give();
-        return;
-      }
-      StoredTask stored;
-      Error ignored;
-      if (LoadFinished(it->second, stored, ignored) == TaskReader::Result::kFound) {
-        out = EnqueuedTask{it->second, stored.task.state, true};
-        shared_.live_tasks.Give();
-        return;
-      }
-    }
-  }
+// A new task's fields from its spec (id, defaults from the queue, state; dead at once
+// when its deadline has passed), counted in the queue's totals and the live count.
+Task Engine::BuildTask(Queue& queue, const TaskSpec& spec, int64_t now) {
   Task t;
   uint64_t sequence = shared_.next_sequence.fetch_add(1, std::memory_order_relaxed);
   t.id = MakeTaskId(sequence, SlotOfQueue(queue.name()));
@@ -263,6 +244,35 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
     t.set_finished_at(now);
   }
   if (!t.idempotency_key().empty()) queue.idempotency()[t.idempotency_key()] = t.id;
+  return t;
+}
+
+// Creates the task and journals its creation; it is published (indexed, timed, leasable)
+// once that creation is durable. REQUIRES: one unit of shared_.live_tasks taken for it.
+bool Engine::FindDuplicate(Queue& queue, const TaskSpec& spec, EnqueuedTask& out) {
+  if (spec.idempotency_key.empty()) return false;
+  auto it = queue.idempotency().find(spec.idempotency_key);
+  if (it == queue.idempotency().end()) return false;
+  if (const Task* first = tasks_.Find(it->second)) {  // published or not
+    out = EnqueuedTask{first->id, first->state, true};
+    return true;
+  }
+  StoredTask stored;
+  Error ignored;
+  if (LoadFinished(it->second, stored, ignored) == TaskReader::Result::kFound) {
+    out = EnqueuedTask{it->second, stored.task.state, true};
+    return true;
+  }
+  return false;
+}
+
+void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
+                        std::vector<uint64_t>& created) {
+  if (FindDuplicate(queue, spec, out)) {
+    shared_.live_tasks.Give();
+    return;
+  }
+  Task t = BuildTask(queue, spec, now);
   Task& task = tasks_.Insert(MakeTask(std::move(t), spec.payload));
   journal_.TaskCreated(task, spec.payload);
   queue.AddUnpublished();
@@ -683,6 +693,7 @@ void Engine::Reset() {
   timers_.clear();
   tasks_.Clear();
   queues_.clear();
+  topics_.clear();
   queues_with_new_ready_.clear();
 }
 

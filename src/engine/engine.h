@@ -60,6 +60,22 @@ struct EnqueueResult {
   std::vector<EnqueuedTask> tasks;
 };
 
+// A task of a topic event made on its queue's shard but not yet journaled there: the topic's
+// shard journals every subscriber's tasks of the event in one batch (one durable commit),
+// and only then are they published. `record` is a copy of the task's fields for that
+// journal (its queue pointer is left null; `queue` names it).
+struct StagedTask {
+  Task record;
+  std::string queue;
+  std::string payload;
+};
+
+struct StageResult {
+  Error error;
+  std::vector<EnqueuedTask> tasks;  // one per spec (a duplicate idempotency key: the first)
+  std::vector<StagedTask> staged;   // the new ones
+};
+
 struct LeaseRequest {
   uint32_t max = 1;
   int64_t wait_ms = 0;
@@ -154,6 +170,21 @@ class Engine {
   Outcome<QueueConfig> ConfigureQueue(std::string_view queue, const QueueConfigPatch& patch);
   std::vector<QueueSnapshot> Snapshot() const;
 
+  // ---- topics (engine_topics.cpp): a topic's subscriber queues live on the topic's shard;
+  // an event's tasks are staged on each subscriber queue's shard, journaled together by
+  // the topic's shard, then published (or discarded when that commit fails).
+  Outcome<std::vector<std::string>> SetTopic(std::string_view topic,
+                                             std::vector<std::string> queues);
+  Outcome<std::vector<std::string>> GetTopic(std::string_view topic) const;
+  Error DeleteTopic(std::string_view topic);
+  std::vector<std::pair<std::string, std::vector<std::string>>> Topics() const;
+  void RestoreTopic(std::string_view topic, std::vector<std::string> queues);
+  StageResult Stage(std::string_view queue, const std::vector<TaskSpec>& specs);
+  // On the topic's shard: the staged tasks of every subscriber into this journal.
+  Error JournalStaged(const std::vector<StagedTask>& staged);
+  void PublishStaged(const std::vector<uint64_t>& ids) { Publish(ids); }
+  void DiscardStaged(const std::vector<uint64_t>& ids);
+
   // Durable modes: finished tasks leave memory once their final state is durable and are
   // read back through `reader` when asked for. Null (`--durability none`): they stay.
   void SetReader(TaskReader* reader) { reader_ = reader; }
@@ -247,6 +278,9 @@ class Engine {
   void Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now);
   void MaybeForget(Queue& queue);
 
+  Task BuildTask(Queue& queue, const TaskSpec& spec, int64_t now);
+  // An idempotency key already used in the queue: `out` is the first task's.
+  bool FindDuplicate(Queue& queue, const TaskSpec& spec, EnqueuedTask& out);
   void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
                   std::vector<uint64_t>& created);
   // A task not in memory: read from storage (finished, evicted). kNotFound without a
@@ -332,6 +366,7 @@ class Engine {
   SecureRandom tokens_;
 
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> topics_;
   Queue* restoring_ = nullptr;  // the queue of the task restored last (restores come in runs)
   // Every task in memory: unfinished ones, and finished ones until their final state is
   // durable. One created but not yet durable (!published) is in no index and seen by no

@@ -6,7 +6,9 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/error.h"
 #include "engine/callback.h"
@@ -34,6 +36,9 @@ class Journal {
   // when the task is no longer in memory).
   virtual void TaskRemoved(uint64_t id, uint8_t stored_deltas) = 0;
   virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
+  // A topic's subscriber queues; none: the topic is deleted.
+  virtual void TopicChanged(std::string_view /*topic*/,
+                            const std::vector<std::string>& /*queues*/) {}
   // Calls done once every record given so far is on stable storage (or failed to get there).
   virtual void WhenDurable(Callback<void(Error)> done) = 0;
   // False while storage is failing: the engine then refuses state-changing commands.

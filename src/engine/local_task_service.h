@@ -43,6 +43,13 @@ class LocalTaskService final : public TaskService {
   Awaitable<std::vector<QueueSnapshot>> AllQueueStats() override;
   Awaitable<Outcome<QueueConfig>> Configure(std::string queue, QueueConfigPatch patch) override;
   Awaitable<bool> StorageWritable() override;
+  // local_task_service_topics.cpp
+  Awaitable<Outcome<std::vector<std::string>>> SetTopic(std::string topic,
+                                                        std::vector<std::string> queues) override;
+  Awaitable<Outcome<std::vector<std::string>>> GetTopic(std::string topic) override;
+  Awaitable<Error> DeleteTopic(std::string topic) override;
+  Awaitable<std::vector<TopicView>> ListTopics() override;
+  Awaitable<PublishResult> Publish(std::string topic, std::vector<TaskSpec> specs) override;
   ServiceGauges Gauges() const override;
 
  private:

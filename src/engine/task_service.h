@@ -47,6 +47,19 @@ struct LeaseCommand {
   LeaseRequest request;
 };
 
+// A topic and the queues subscribed to it.
+struct TopicView {
+  std::string name;
+  std::vector<std::string> queues;
+};
+
+// What one topic event (or batch of them) made: tasks[i][j] is spec j's task in queues[i].
+struct PublishResult {
+  Error error;
+  std::vector<std::string> queues;
+  std::vector<std::vector<EnqueuedTask>> tasks;
+};
+
 // Lets a front end end a parked wait early (its client went away); the wait then answers
 // at once with what it has (nothing). Cancel() is called on the front end's own thread.
 class WaitHandle {
@@ -109,6 +122,15 @@ class TaskService {
   virtual Awaitable<QueueSnapshot> QueueStats(std::string queue) = 0;
   virtual Awaitable<std::vector<QueueSnapshot>> AllQueueStats() = 0;
   virtual Awaitable<Outcome<QueueConfig>> Configure(std::string queue, QueueConfigPatch patch) = 0;
+  // Topics (fan-out). SetTopic replaces the subscriber list (sorted, without repeats).
+  virtual Awaitable<Outcome<std::vector<std::string>>> SetTopic(
+      std::string topic, std::vector<std::string> queues) = 0;
+  virtual Awaitable<Outcome<std::vector<std::string>>> GetTopic(std::string topic) = 0;
+  virtual Awaitable<Error> DeleteTopic(std::string topic) = 0;
+  virtual Awaitable<std::vector<TopicView>> ListTopics() = 0;
+  // A task for each spec in every subscribed queue: all of them or none, in one durable
+  // commit; answered once they are durable (and visible).
+  virtual Awaitable<PublishResult> Publish(std::string topic, std::vector<TaskSpec> specs) = 0;
   // False while storage refuses changes (degraded).
   virtual Awaitable<bool> StorageWritable() = 0;
   virtual ServiceGauges Gauges() const = 0;

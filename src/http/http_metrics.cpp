@@ -4,9 +4,10 @@ namespace conveyor {
 
 std::string_view RouteName(Route route) {
   static constexpr std::string_view kNames[kRouteCount] = {
-      "add_task",  "enqueue",    "lease",   "ack",     "nack",        "extend",
-      "batch_ack", "get_task",   "cancel",  "retry",   "list_queues", "get_queue",
-      "put_queue", "list_tasks", "metrics", "healthz", "other"};
+      "add_task",  "enqueue",    "lease",       "ack",       "nack",        "extend",
+      "batch_ack", "get_task",   "cancel",      "retry",     "list_queues", "get_queue",
+      "put_queue", "list_tasks", "list_topics", "get_topic", "put_topic",   "delete_topic",
+      "publish",   "metrics",    "healthz",     "other"};
   return kNames[static_cast<size_t>(route)];
 }
 

@@ -139,6 +139,11 @@ Error RecoverAll(RocksStore& store, ShardSet& shards, RecoveryStats& stats) {
           ++stats.queues;
         });
     if (!error.ok()) return error;
+    error = store.LoadTopics(ShardFilter(i, n),
+                             [&](std::string_view topic, std::vector<std::string> queues) {
+                               engine.RestoreTopic(topic, std::move(queues));
+                             });
+    if (!error.ok()) return error;
   }
   std::vector<size_t> tasks(n, 0);
   if (Error error = LoadAllPipelined(store, shards, tasks); !error.ok()) return error;
@@ -162,6 +167,11 @@ Error RecoverShard(RocksStore& store, ShardSet& shards, size_t index) {
   Error error = store.LoadQueues(filter, [&](std::string_view queue, const QueueConfig& config) {
     engine.RestoreQueueConfig(queue, config);
   });
+  if (error.ok()) {
+    error = store.LoadTopics(filter, [&](std::string_view topic, std::vector<std::string> queues) {
+      engine.RestoreTopic(topic, std::move(queues));
+    });
+  }
   if (error.ok()) {
     error = store.LoadTasks(filter, [&](StoredTask&& stored, std::string_view payload) {
       engine.RestoreTask(std::move(stored), &payload, payload.size());

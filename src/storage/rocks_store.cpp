@@ -327,6 +327,26 @@ Error RocksStore::ApplyDeltas(rocksdb::Iterator& it, uint64_t id, Task& task) {
   return {};
 }
 
+Error RocksStore::LoadTopics(
+    const LoadFilter& filter,
+    const std::function<void(std::string_view, std::vector<std::string>)>& visit) {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Closed();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[4]));
+  const rocksdb::Slice prefix(kTopicKeyPrefix.data(), kTopicKeyPrefix.size());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view name(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    if (filter.queue && !filter.queue(name)) continue;
+    std::vector<std::string> queues;
+    if (!DecodeTopic(std::string_view(it->value().data(), it->value().size()), queues)) {
+      return Error{ErrorCode::kInternal, "the stored subscribers of topic '" + std::string(name) +
+                                             "' are unreadable (corrupt or from another version)"};
+    }
+    visit(name, std::move(queues));
+  }
+  return StorageError(it->status());
+}
+
 uint64_t RocksStore::HighWaterSequence() {
   std::shared_lock lock(mutex_);
   uint64_t high = 0;

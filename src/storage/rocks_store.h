@@ -71,6 +71,9 @@ class RocksStore final : public TaskReader {
 
   Error LoadQueues(const LoadFilter& filter,
                    const std::function<void(std::string_view, const QueueConfig&)>& visit);
+  // Topics (subscriber lists), filtered by `filter.queue` on the topic's name.
+  Error LoadTopics(const LoadFilter& filter,
+                   const std::function<void(std::string_view, std::vector<std::string>)>& visit);
   // One task's record, payload and deltas, as recovery would load it. Thread-safe.
   Result ReadTask(uint64_t id, StoredTask& out) override;
   Result ReadPayload(uint64_t id, std::string& out) override;

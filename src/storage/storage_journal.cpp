@@ -132,6 +132,19 @@ void StorageJournal::QueueConfigChanged(std::string_view queue, const QueueConfi
   ScheduleFlush();
 }
 
+void StorageJournal::TopicChanged(std::string_view topic, const std::vector<std::string>& queues) {
+  if (failed_) return;
+  const std::string key = TopicKey(topic);
+  if (queues.empty()) {
+    pending_.Delete(store_.meta(), AsSlice(key));
+  } else {
+    scratch_.clear();
+    EncodeTopic(queues, scratch_);
+    pending_.Put(store_.meta(), AsSlice(key), AsSlice(scratch_));
+  }
+  ScheduleFlush();
+}
+
 void StorageJournal::WhenDurable(Callback<void(Error)> done) {
   if (failed_) {
     done(Error{ErrorCode::kStorageUnavailable, "storage is failing; the change was not kept"});

@@ -58,6 +58,7 @@ class StorageJournal final : public Journal {
   size_t pending_bytes() const { return pending_.GetDataSize(); }
   void TaskRemoved(uint64_t id, uint8_t stored_deltas) override;
   void QueueConfigChanged(std::string_view queue, const QueueConfig& config) override;
+  void TopicChanged(std::string_view topic, const std::vector<std::string>& queues) override;
   void WhenDurable(Callback<void(Error)> done) override;
   bool writable() const override;
 

@@ -162,6 +162,31 @@ bool ParseDeltaKey(std::string_view key, uint64_t& id, char& tag) {
   return true;
 }
 
+std::string TopicKey(std::string_view topic) {
+  std::string key(kTopicKeyPrefix);
+  key.append(topic);
+  return key;
+}
+
+void EncodeTopic(const std::vector<std::string>& queues, std::string& out) {
+  BinaryWriter w(out);
+  w.Byte(1);  // version
+  w.Varint(queues.size());
+  for (const std::string& q : queues) w.Bytes(q);
+}
+
+bool DecodeTopic(std::string_view in, std::vector<std::string>& out) {
+  BinaryReader r(in);
+  uint8_t version;
+  uint64_t n;
+  if (!r.Byte(version) || version != 1 || !r.Varint(n) || n > 10000) return false;
+  out.resize(n);
+  for (std::string& q : out) {
+    if (!r.Bytes(q)) return false;
+  }
+  return r.done();
+}
+
 void EncodeQueueConfig(const QueueConfig& c, std::string& out) {
   BinaryWriter w(out);
   w.Byte(kQueueRecordVersion);

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/queue_config.h"
 #include "engine/task.h"
@@ -38,6 +39,12 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out);
 // errors, result or payload.
 void EncodeStateDelta(const Task& task, std::string& out);
 bool ApplyStateDelta(std::string_view in, Task& task);
+
+// A topic's subscriber queues (meta family, key TopicKey(name)).
+std::string TopicKey(std::string_view topic);
+inline constexpr std::string_view kTopicKeyPrefix = "topic/";
+void EncodeTopic(const std::vector<std::string>& queues, std::string& out);
+bool DecodeTopic(std::string_view in, std::vector<std::string>& out);
 
 void EncodeQueueConfig(const QueueConfig& config, std::string& out);
 bool DecodeQueueConfig(std::string_view in, QueueConfig& out);
