@@ -16,8 +16,12 @@ class ServerConnection {
   ServerConnection(boost::asio::any_io_executor executor, Url url)
       : client_(std::move(executor), Options()), url_(std::move(url)) {}
 
+  // No default argument on a coroutine (GCC 12 mishandles their temporaries in co_await).
+  boost::asio::awaitable<HttpAnswer> Request(std::string_view method, std::string target) {
+    return Request(method, std::move(target), std::string());
+  }
   boost::asio::awaitable<HttpAnswer> Request(std::string_view method, std::string target,
-                                             std::string body = {}) {
+                                             std::string body) {
     HttpCall call;
     call.method = method;
     call.target = target;
