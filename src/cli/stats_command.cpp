@@ -26,6 +26,33 @@ uint64_t Count(const json::value& q, const char* group, const char* name) {
   return n != nullptr && n->is_number() ? n->to_number<uint64_t>() : 0;
 }
 
+// Push queues: the delivery state GET /v1/queues shows under "push".
+void PrintPush(const json::array& queues) {
+  bool header = false;
+  for (const json::value& q : queues) {
+    const json::value* push = q.is_object() ? q.as_object().if_contains("push") : nullptr;
+    if (push == nullptr || !push->is_object()) continue;
+    if (!header) {
+      std::printf("\n%-24s %-9s %9s %10s %9s %9s %9s\n", "PUSH QUEUE", "BREAKER", "IN_FLIGHT",
+                  "DELIVERED", "FAILED", "DEFERRED", "FAILURES");
+      header = true;
+    }
+    const json::object& p = push->as_object();
+    const json::value* name = q.as_object().if_contains("name");
+    const json::value* breaker = p.if_contains("breaker");
+    auto n = [&p](const char* key) {
+      const json::value* v = p.if_contains(key);
+      return static_cast<unsigned long long>(
+          v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0);
+    };
+    std::printf("%-24s %-9s %9llu %10llu %9llu %9llu %9llu\n",
+                name && name->is_string() ? name->as_string().c_str() : "?",
+                breaker && breaker->is_string() ? breaker->as_string().c_str() : "?",
+                n("in_flight"), n("delivered"), n("failed"), n("deferred"),
+                n("consecutive_failures"));
+  }
+}
+
 // The server's request counters: HTTP requests by route (all statuses), beanstalkd
 // commands by command. Nothing when /metrics cannot be read (an older server).
 void PrintTraffic(BlockingHttpClient& client) {
@@ -90,6 +117,7 @@ int RunStats(const StatsOptions& o) {
                 (unsigned long long)Count(q, "totals", "acked"));
   }
   if (queues.empty()) std::printf("(no queues yet)\n");
+  PrintPush(queues);
   if (o.queue.empty()) PrintTraffic(client);
   return 0;
 }

@@ -6,10 +6,12 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -57,6 +59,7 @@ struct Connection {
   std::optional<beast::tcp_stream> plain;  // moved into `secure` for https
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
+  std::string head;  // the request head being written, kept for the next request
   SteadyTime idle_since;
 };
 
@@ -218,39 +221,57 @@ struct Exchanged {
   bool stale = false;  // failed before any byte of an answer, as a closed keep-alive does
 };
 
-using Request = http::request<http::span_body<const char>>;
+bool HasLineBreak(std::string_view text) {
+  return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
 
-void BuildRequest(Request& req, const HttpClientOptions& o, const Url& url, const HttpCall& call) {
-  const http::verb verb = http::string_to_verb(call.method);
-  if (verb == http::verb::unknown) {
-    req.method_string(call.method);
-  } else {
-    req.method(verb);
+// The request's head, written by hand into the connection's buffer (Beast's fields and
+// serializer cost an allocation a field); false when a name or value could split a line.
+bool BuildHead(std::string& head, const HttpClientOptions& o, const Url& url,
+               const HttpCall& call) {
+  const std::string_view target = call.target.empty() ? std::string_view(url.target) : call.target;
+  if (HasLineBreak(call.method) || HasLineBreak(target) ||
+      call.method.find(' ') != std::string_view::npos ||
+      target.find(' ') != std::string_view::npos) {
+    return false;
   }
-  req.target(call.target.empty() ? std::string_view(url.target) : call.target);
-  req.version(11);
-  req.set(http::field::host, url.host_header());
-  req.set(http::field::user_agent, o.user_agent);
-  for (const HttpHeader& h : call.headers) req.insert(h.name, h.value);
-  if (!call.body.empty()) req.set(http::field::content_type, call.content_type);
-  req.body() = http::span_body<const char>::value_type(call.body.data(), call.body.size());
-  req.prepare_payload();
-  req.keep_alive(true);
+  head.clear();
+  head.append(call.method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
+  head.append(url.host_header()).append("\r\nUser-Agent: ").append(o.user_agent);
+  for (const HttpHeader& h : call.headers) {
+    if (h.name.empty() || HasLineBreak(h.name) || HasLineBreak(h.value) ||
+        h.name.find(':') != std::string::npos) {
+      return false;
+    }
+    head.append("\r\n").append(h.name).append(": ").append(h.value);
+  }
+  if (!call.body.empty()) head.append("\r\nContent-Type: ").append(call.content_type);
+  const bool has_body = !call.body.empty() || (call.method != "GET" && call.method != "HEAD");
+  if (has_body) head.append("\r\nContent-Length: ").append(std::to_string(call.body.size()));
+  head.append("\r\n\r\n");
+  return true;
 }
 
 template <typename Stream>
 asio::awaitable<Exchanged> Exchange(Stream& stream, Connection& c, const HttpClientOptions& o,
                                     const Url& url, const HttpCall& call, SteadyTime deadline,
                                     HttpAnswer& out) {
-  Request req;
-  BuildRequest(req, o, url, call);
   Exchanged result;
+  if (!BuildHead(c.head, o, url, call)) {
+    out.failure = HttpFailure::kMalformed;
+    out.error = "the request to " + url.origin() +
+                " has a method, target or header that "
+                "would split a line (CR, LF, NUL)";
+    result.keep_alive = true;  // nothing was sent
+    co_return result;
+  }
   c.lowest().expires_at(Sooner(deadline, o.answer_timeout_ms));
-  auto [wec, wn] = co_await http::async_write(stream, req, kTuple);
+  const std::array<asio::const_buffer, 2> request = {asio::buffer(c.head), asio::buffer(call.body)};
+  auto [wec, wn] = co_await asio::async_write(stream, request, kTuple);
   http::response_parser<http::string_body> parser;
   parser.header_limit(static_cast<uint32_t>(o.max_answer_header_bytes));
   parser.body_limit(o.max_answer_body_bytes);
-  if (req.method() == http::verb::head) parser.skip(true);
+  if (call.method == "HEAD") parser.skip(true);
   error_code ec = wec;
   if (!wec) {
     auto [rec, rn] = co_await http::async_read(stream, c.buffer, parser, kTuple);
@@ -262,10 +283,12 @@ asio::awaitable<Exchanged> Exchange(Stream& stream, Connection& c, const HttpCli
     result.stale = out.failure == HttpFailure::kConnection && !parser.got_some();
     co_return result;
   }
-  auto res = parser.release();
+  auto& res = parser.get();
   out.status = static_cast<int>(res.result_int());
-  for (const auto& field : res) {
-    out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+  if (call.headers_of_success || out.status < 200 || out.status >= 300) {
+    for (const auto& field : res) {
+      out.headers.push_back({std::string(field.name_string()), std::string(field.value())});
+    }
   }
   out.body = std::move(res.body());
   result.keep_alive = res.keep_alive();

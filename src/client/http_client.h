@@ -50,6 +50,9 @@ struct HttpCall {
   std::string_view content_type = "application/json";  // sent when the body is not empty
   std::span<const HttpHeader> headers;
   int64_t timeout_ms = 0;  // the total timeout of this request; 0: the client's
+  // False: a 2xx answer's headers are not copied out (HttpAnswer::headers stays empty);
+  // other answers keep theirs. Saves a delivery's allocations when only the status counts.
+  bool headers_of_success = true;
 };
 
 enum class HttpFailure : uint8_t {

@@ -81,6 +81,9 @@ struct LeaseRequest {
   int64_t wait_ms = 0;
   int64_t lease_ms = 0;  // 0: the task's, else the queue's
   std::string worker;
+  // False: the lease is not journaled, only kept in memory (push deliveries: after a
+  // crash the task is simply ready again, the attempt it was on not counted).
+  bool journaled = true;
 };
 
 // Shared by the waits of one lease spread over several shards (a multi-queue lease whose
@@ -275,7 +278,8 @@ class Engine {
   static bool IsBare(const Queue& queue);
   // Paused by its config, or for a while (PauseQueue).
   bool Paused(const Queue& queue) const;
-  void Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now);
+  void Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now,
+             bool journaled = true);
   void MaybeForget(Queue& queue);
 
   Task BuildTask(Queue& queue, const TaskSpec& spec, int64_t now);
@@ -325,7 +329,8 @@ class Engine {
 
   // `bytes`: what the answer already holds (for --max-response-bytes).
   std::vector<Task*> LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms, std::string_view worker,
-                              int64_t now, bool* truncated, size_t bytes = 0);
+                              int64_t now, bool* truncated, size_t bytes = 0,
+                              bool journaled = true);
   static size_t LeasedBytes(const std::vector<Task*>& leased);
   LeaseResult BuildLeaseResult(const std::vector<Task*>& leased, bool truncated);
   // A granted lease taken back (its answer could not be made or delivered): ready again,
@@ -340,6 +345,7 @@ class Engine {
     int64_t lease_ms = 0;
     int64_t deadline = 0;
     std::string worker;
+    bool journaled = true;
     Callback<void(LeaseResult)> done;
     std::shared_ptr<LeaseClaim> claim;
     std::vector<std::pair<Queue*, std::list<uint64_t>::iterator>> entries;

@@ -42,7 +42,7 @@ size_t Engine::LeasedBytes(const std::vector<Task*>& leased) {
 
 std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms,
                                     std::string_view worker, int64_t now, bool* truncated,
-                                    size_t bytes) {
+                                    size_t bytes, bool journaled) {
   std::vector<Task*> leased;
   if (Paused(queue)) return leased;
   while (leased.size() < max && !queue.ready().empty()) {
@@ -59,13 +59,14 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     }
     bytes += cost;
     queue.RecordReadyWait(now - task.ready_at);
-    Grant(task, lease_ms, worker, now);
+    Grant(task, lease_ms, worker, now, journaled);
     leased.push_back(&task);
   }
   return leased;
 }
 
-void Engine::Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now) {
+void Engine::Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_t now,
+                   bool journaled) {
   task.attempts++;
   TaskCold& cold = task.cold();
   cold.lease_token = tokens_.Token128();
@@ -73,7 +74,7 @@ void Engine::Grant(Task& task, int64_t lease_ms, std::string_view worker, int64_
   cold.lease_expires_at = SaturatingAdd(now, EffectiveLeaseMs(task, lease_ms));
   SetState(task, TaskState::kLeased, now);
   task.queue->totals().leased++;
-  journal_.TaskStateChanged(task);
+  if (journaled) journal_.TaskStateChanged(task);
 }
 
 LeaseResult Engine::BuildLeaseResult(const std::vector<Task*>& leased, bool truncated) {
@@ -197,7 +198,7 @@ void Engine::LeaseAny(const std::vector<std::string>& queue_names, LeaseRequest 
       claimed = true;
     }
     auto one = LeaseNow(*best, 1, request.lease_ms, request.worker, now, &truncated,
-                        leased.empty() ? 0 : LeasedBytes(leased));
+                        leased.empty() ? 0 : LeasedBytes(leased), request.journaled);
     if (one.empty() && !truncated) continue;  // expired ready tasks were removed; look again
     leased.insert(leased.end(), one.begin(), one.end());
   }
@@ -237,6 +238,7 @@ void Engine::ParkLeaseWait(const std::vector<Queue*>& queues, LeaseRequest reque
   wait.lease_ms = request.lease_ms;
   wait.deadline = SaturatingAdd(Mono(), request.wait_ms);
   wait.worker = std::move(request.worker);
+  wait.journaled = request.journaled;
   wait.done = std::move(done);
   wait.claim = std::move(claim);
   for (Queue* q : queues) {
@@ -281,7 +283,8 @@ void Engine::ServeWaiters() {
       bool truncated = false;
       // A wait spread over shards: only the first shard to take its claim leases.
       if (!wait.claim || !wait.claim->taken.exchange(true)) {
-        leased = LeaseNow(*queue, wait.max, wait.lease_ms, wait.worker, now, &truncated);
+        leased = LeaseNow(*queue, wait.max, wait.lease_ms, wait.worker, now, &truncated, 0,
+                          wait.journaled);
       }
       wait.done(BuildLeaseResult(leased, truncated));
       for (auto& [other, pos] : wait.entries) {

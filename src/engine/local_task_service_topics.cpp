@@ -140,9 +140,10 @@ Awaitable<PublishResult> LocalTaskService::Publish(std::string topic, std::vecto
   using FinishFn = std::function<void(Shard&, Completion<Done>)>;
   std::vector<std::pair<Shard*, FinishFn>> finish_calls;
   const bool keep = committed.ok();
-  for (auto& [shard, mine] : ids) {
-    if (mine.empty()) continue;
-    finish_calls.emplace_back(&shards_.at(shard), [mine, keep](Shard& s, Completion<Done> done) {
+  for (auto& entry : ids) {
+    if (entry.second.empty()) continue;
+    finish_calls.emplace_back(&shards_.at(entry.first), [mine = std::move(entry.second), keep](
+                                                            Shard& s, Completion<Done> done) {
       if (keep) {
         s.engine().PublishStaged(mine);
       } else {

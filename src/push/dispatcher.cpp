@@ -117,6 +117,8 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
     command.request.lease_ms =
         std::min<int64_t>(config_->timeout_ms + kLeaseMarginMs, ctx_.limits->max_lease_ms);
     command.request.worker = kPushWorker;
+    // In memory only: after a crash the task is ready again at once (PUSH.md).
+    command.request.journaled = false;
     lease_wait_ = std::make_shared<std::shared_ptr<WaitHandle>>();
     const int64_t asked = ctx_.clock->MonoMs();
     LeaseResult leased = co_await ctx_.service->Lease(std::move(command), lease_wait_);
@@ -171,6 +173,7 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
       task.payload_kind == PayloadKind::kBytes ? "application/octet-stream" : "application/json";
   call.headers = headers;
   call.timeout_ms = config_->timeout_ms;
+  call.headers_of_success = false;                           // a 2xx needs only its body
   const std::shared_ptr<const PushConfig> config = config_;  // as when the delivery started
   const std::shared_ptr<const Url> url = url_;
   HttpAnswer answer = co_await ctx_.client->Request(*url, call);

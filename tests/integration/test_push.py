@@ -15,7 +15,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from durable_server import DurableTestCase  # noqa: E402
-from harness import Server  # noqa: E402
+from harness import Server, conveyor_bin  # noqa: E402
 from push_receiver import Receiver, verify_signature  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -101,6 +101,13 @@ class PushDeliveryTest(PushTestCase):
                          (20, "closed", 0))
         metrics = self.server.request("GET", "/metrics")[2].decode()
         self.assertIn(f'conveyor_push_delivered_total{{queue="{q}"}} 20', metrics)
+        out = subprocess.run([conveyor_bin(), "stats", "--server", self.server.url],
+                             capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL).stdout
+        row = next((line.split() for line in out.splitlines() if line.startswith(q + " ")
+                    and "closed" in line), None)
+        self.assertIsNotNone(row, out)
+        self.assertEqual(row[1:4], ["closed", "0", "20"], out)
 
     def test_signatures_verify_and_a_replayed_delivery_is_refused(self):
         verdicts = []

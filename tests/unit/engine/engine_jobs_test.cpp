@@ -219,5 +219,43 @@ TEST_F(EngineJobsTest, UrgentCountsReadyTasksAboveTheUrgentPriority) {
   EXPECT_EQ(engine_.QueueStats("q").urgent, 1u);
 }
 
+TEST_F(EngineJobsTest, DeferHoldsATaskBackWithoutCountingTheAttempt) {
+  const uint64_t a = Put(1);
+  auto [id, token] = Reserve();
+  ASSERT_EQ(id, a);
+  EXPECT_EQ(engine_.GetTask(a).value.attempts, 1u);
+  EXPECT_EQ(engine_.Defer(a, "wrong", 1000).error.code, ErrorCode::kLeaseMismatch);
+  auto deferred = engine_.Defer(a, token, 1000);
+  ASSERT_TRUE(deferred.error.ok());
+  EXPECT_EQ(deferred.value.state, TaskState::kScheduled);
+  TaskView view = engine_.GetTask(a).value;
+  EXPECT_EQ(view.attempts, 0u);
+  EXPECT_TRUE(view.errors.empty());
+  clock_.Advance(1000);
+  engine_.Tick();
+  EXPECT_EQ(Reserve().first, a);
+}
+
+TEST_F(EngineJobsTest, ExpireLeasesOfEndsOnlyThatWorkersLeases) {
+  const uint64_t a = Put(1), b = Put(1);
+  LeaseRequest push;
+  push.worker = "push";
+  engine_.Lease("q", push, [](LeaseResult) {});
+  LeaseRequest other;
+  other.worker = "someone";
+  engine_.Lease("q", other, [](LeaseResult) {});
+  EXPECT_EQ(StateOf(a), TaskState::kLeased);
+  EXPECT_EQ(StateOf(b), TaskState::kLeased);
+  auto n = engine_.ExpireLeasesOf("q", "push", "cut short");
+  ASSERT_TRUE(n.error.ok());
+  EXPECT_EQ(n.value, 1u);
+  EXPECT_EQ(StateOf(a), TaskState::kReady);
+  EXPECT_EQ(StateOf(b), TaskState::kLeased);
+  TaskView view = engine_.GetTask(a).value;
+  ASSERT_EQ(view.errors.size(), 1u);
+  EXPECT_EQ(view.errors[0].message, "cut short");
+  EXPECT_EQ(engine_.ExpireLeasesOf("nothing", "push", "x").value, 0u);
+}
+
 }  // namespace
 }  // namespace conveyor
