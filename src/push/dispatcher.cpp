@@ -59,7 +59,14 @@ void QueueDispatcher::Stop() {
 
 void QueueDispatcher::Wake() {
   if (wake_) wake_->cancel();
-  if (lease_wait_ && *lease_wait_) (*lease_wait_)->Cancel();
+  if (lease_wait_ && *lease_wait_) {
+    interrupted_ = true;
+    (*lease_wait_)->Cancel();
+  }
+}
+
+void QueueDispatcher::SlotFreed() {
+  if (wake_) wake_->cancel();  // a parked lease may go on waiting: it takes what it asked for
 }
 
 void QueueDispatcher::Publish() {
@@ -120,18 +127,21 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
     // In memory only: after a crash the task is ready again at once (PUSH.md).
     command.request.journaled = false;
     lease_wait_ = std::make_shared<std::shared_ptr<WaitHandle>>();
+    interrupted_ = false;
     const int64_t asked = ctx_.clock->MonoMs();
     LeaseResult leased = co_await ctx_.service->Lease(std::move(command), lease_wait_);
     lease_wait_.reset();
     if (leased.tasks.empty()) {
       if (probe) breaker_.OnAbandoned();
-      if (!leased.error.ok() || ctx_.clock->MonoMs() - asked < 5) {
+      const bool spun = !interrupted_ && ctx_.clock->MonoMs() - asked < 5;
+      if (!leased.error.ok() || spun) {
         // Storage refusing, the waiter limit, a draining engine: do not spin.
         if (!stopping_) co_await SleepUntilMono(ctx_.clock->MonoMs() + kErrorPauseMs);
       }
       continue;
     }
-    if (stopping_ || paused_until_mono_ > ctx_.clock->MonoMs()) {
+    if (stopping_ || paused_until_mono_ > ctx_.clock->MonoMs() ||
+        breaker_.state() == CircuitBreaker::State::kOpen) {
       ctx_.service->ReleaseUndelivered(std::move(leased.granted));  // not counted
       continue;
     }
@@ -200,6 +210,8 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
       status_->failed.fetch_add(1, std::memory_order_relaxed);
       if (verdict.endpoint_failed) {
         breaker_.OnFailure(ctx_.clock->MonoMs());
+        // Just opened: a parked lease must not take more tasks for this endpoint.
+        if (breaker_.state() == CircuitBreaker::State::kOpen) Wake();
       } else {
         breaker_.OnSuccess();  // the endpoint answered; it refused this task only
       }
@@ -212,7 +224,7 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
   // Run waits for a batch of free slots (or none in flight); wake it only then.
   const size_t batch = std::max<size_t>(1, config_->concurrency / 8);
   const size_t room = config_->concurrency > in_flight_ ? config_->concurrency - in_flight_ : 0;
-  if (room == batch || in_flight_ == 0) Wake();
+  if (room == batch || in_flight_ == 0) SlotFreed();
   co_await Settle(task, verdict);
 }
 

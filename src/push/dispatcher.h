@@ -70,7 +70,8 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   // Acks wait here for the end of the event loop's turn and then go in one AckMany.
   boost::asio::awaitable<void> FlushAcks();
   boost::asio::awaitable<void> SleepUntilMono(int64_t mono_ms);
-  void Wake();  // ends a sleep and a parked lease (config change, a slot freed, stop)
+  void Wake();       // ends a sleep and a parked lease (config change, a pause, stop)
+  void SlotFreed();  // ends a sleep only (Run waits for free slots)
   void Publish();
   std::vector<HttpHeader> HeadersFor(const TaskView& task) const;
 
@@ -87,6 +88,7 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   size_t in_flight_ = 0;
   std::vector<AckCall> pending_acks_;
   bool flush_scheduled_ = false;
+  bool interrupted_ = false;  // the parked lease was cut short by Wake(), not by the engine
   int64_t paused_until_mono_ = 0;
   bool stopping_ = false;
   bool running_ = false;
