@@ -163,18 +163,22 @@ async def memory(args):
         http("PUT", s.url + "/v1/queues/mem", {"push": {"url": f"http://127.0.0.1:{r.port}/",
                                                          "concurrency": n,
                                                          "timeout_ms": 120000}})
-        ok = await wait_for(lambda: r.open_requests >= n, 120)
+        ok = await wait_for(lambda: r.open_requests >= n, 60)
         await asyncio.sleep(0.5)
         during = rss_kb(s.pid)
+        held = r.open_requests
+        push = http("GET", s.url + "/v1/queues/mem")["push"]
         release.set()
         done = await wait_for(lambda: http("GET", s.url + "/v1/queues/mem")["counts"]
                               ["succeeded"] >= n, 120)
         after = rss_kb(s.pid)
-    print(json.dumps({"in_flight": n, "all_in_flight": ok, "all_delivered": done,
+    print(json.dumps({"in_flight": n, "all_in_flight": ok, "held_by_receiver": held,
+                      "server_in_flight": push["in_flight"], "failed": push["failed"],
+                      "all_delivered": done,
                       "rss_before_mib": round(before / 1024, 1),
                       "rss_in_flight_mib": round(during / 1024, 1),
                       "rss_after_mib": round(after / 1024, 1),
-                      "kib_per_delivery_in_flight": round((during - before) / n, 2)}))
+                      "kib_per_delivery_in_flight": round((during - before) / max(held, 1), 2)}))
 
 
 async def model(args):

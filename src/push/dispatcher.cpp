@@ -24,6 +24,8 @@ constexpr int64_t kLeaseMarginMs = 5000;
 // A parked lease is renewed this often; a storage error is retried after kErrorPauseMs.
 constexpr int64_t kLeaseWaitMs = 30000;
 constexpr int64_t kErrorPauseMs = 1000;
+// How long a lease waits for a batch of slots to come free before it takes fewer.
+constexpr int64_t kBatchWaitMs = 1;
 // The worker name of push leases (shown in a task's lease).
 constexpr const char* kPushWorker = "push";
 
@@ -85,6 +87,7 @@ asio::awaitable<void> QueueDispatcher::SleepUntilMono(int64_t mono_ms) {
 asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
   auto self = shared_from_this();  // alive while this loop runs
   auto executor = co_await asio::this_coro::executor;
+  bool waited_for_batch = false;
   if (reclaim) {
     std::string queue = queue_, worker = kPushWorker;
     std::string why = "the push delivery was cut short: the server restarted";
@@ -102,10 +105,17 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
       continue;
     }
     const size_t room = config_->concurrency > in_flight_ ? config_->concurrency - in_flight_ : 0;
-    // Lease in batches: wait for an eighth of the slots to be free (or all of them), so
-    // that a steady stream is one lease per several deliveries, not one each.
+    // Lease in batches: wait a moment for an eighth of the slots to be free, so that a
+    // steady stream is one lease per several deliveries, not one each; after that moment
+    // take what room there is, so that every slot is used.
     const size_t batch = std::max<size_t>(1, config_->concurrency / 8);
-    if (room == 0 || (room < batch && in_flight_ > 0)) {
+    if (room > 0 && room < batch && in_flight_ > 0 && !waited_for_batch) {
+      waited_for_batch = true;
+      co_await SleepUntilMono(now + kBatchWaitMs);
+      continue;
+    }
+    waited_for_batch = false;
+    if (room == 0) {
       co_await SleepUntilMono(now + kLeaseWaitMs);  // woken when a delivery ends
       continue;
     }
