@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 namespace asio = boost::asio;
@@ -30,16 +31,20 @@ asio::awaitable<Outcome> SendEmail(Task task) {
   co_return Outcome::Ack("{\"sent\":true,\"task\":" + std::to_string(task.id) + "}");
 }
 
+// Stops the worker once every task is done; ends early when *cancelled (the worker was
+// stopped by a signal), and says so in *finished so that Main waits for it.
 asio::awaitable<void> StopWhenDone(conveyor::sdk::Client* client, conveyor::sdk::Worker* worker,
-                                   std::string queue, int count) {
+                                   std::string queue, int count, std::shared_ptr<bool> cancelled,
+                                   std::shared_ptr<bool> finished) {
   asio::steady_timer tick(co_await asio::this_coro::executor);
-  for (;;) {
+  while (!*cancelled) {
     conveyor::sdk::QueueStats s = co_await client->Stats(queue);
     if (s.succeeded + s.dead >= static_cast<uint64_t>(count)) break;
     tick.expires_after(std::chrono::milliseconds(50));
     co_await tick.async_wait(asio::use_awaitable);
   }
   worker->Stop();
+  *finished = true;
 }
 
 asio::awaitable<void> Main(std::string server, std::string queue, int count, int& status) {
@@ -62,12 +67,21 @@ asio::awaitable<void> Main(std::string server, std::string queue, int count, int
   signals.async_wait([&worker](boost::system::error_code ec, int) {
     if (!ec) worker.Stop();
   });
+  auto cancelled = std::make_shared<bool>(false);
+  auto finished = std::make_shared<bool>(count == 0);
   if (count > 0) {  // stop once every task is done; a long-running worker just runs
-    asio::co_spawn(co_await asio::this_coro::executor, StopWhenDone(&client, &worker, queue, count),
+    asio::co_spawn(co_await asio::this_coro::executor,
+                   StopWhenDone(&client, &worker, queue, count, cancelled, finished),
                    asio::detached);
   }
   co_await worker.Run();
   signals.cancel();
+  *cancelled = true;
+  asio::steady_timer wait(co_await asio::this_coro::executor);
+  while (!*finished) {  // it uses the client: let it end before the client goes
+    wait.expires_after(std::chrono::milliseconds(10));
+    co_await wait.async_wait(asio::use_awaitable);
+  }
   std::printf("handled %llu tasks\n", static_cast<unsigned long long>(worker.handled()));
   if (!ids.empty()) {
     conveyor::sdk::Task first = co_await client.Get(ids.front());

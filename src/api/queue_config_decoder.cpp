@@ -90,7 +90,11 @@ Error DecodePush(JsonValue push, const Limits& limits, PushConfig& out) {
   if (auto e = p.Int("concurrency", 1, 10000, n); !e.ok()) return e;
   if (n) out.concurrency = static_cast<uint32_t>(*n);
   n.reset();
-  if (auto e = p.Int("timeout_ms", 100, limits.max_lease_ms, n); !e.ok()) return e;
+  // A delivery's lease is its timeout and 5 s more, within --max-lease-ms.
+  if (auto e = p.Int("timeout_ms", 100, std::max<int64_t>(100, limits.max_lease_ms - 5000), n);
+      !e.ok()) {
+    return e;
+  }
   if (n) out.timeout_ms = *n;
   if (JsonValue headers = p.Member("headers"); headers && !headers.is_null()) {
     if (auto e = DecodePushHeaders(p, headers, out); !e.ok()) return e;

@@ -124,6 +124,16 @@ struct HttpClient::Pool {
     c->idle_since = Now();
     list.push_back(std::move(c));
     ++idle_count;
+    // The oldest idle connections are at the front: close those past the idle timeout, so
+    // that connections the server closed do not linger (CLOSE_WAIT) until reused.
+    size_t stale = 0;
+    while (stale < list.size() && Now() - list[stale]->idle_since >= Ms(options.idle_timeout_ms)) {
+      list[stale++]->Close();
+    }
+    if (stale > 0) {
+      list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(stale));
+      idle_count -= stale;
+    }
   }
 
   void CloseIdle() {
@@ -174,14 +184,25 @@ std::string Describe(HttpFailure failure, const error_code& ec, const Url& url,
 asio::awaitable<HttpFailure> Open(HttpClient::Pool* pool, Connection& c, const Url& url,
                                   SteadyTime deadline, std::string& error) {
   const HttpClientOptions& o = pool->options;
-  tcp::resolver resolver(pool->executor);
-  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
-  if (rec) {
-    error = "cannot resolve " + url.host + ": " + rec.message();
-    co_return HttpFailure::kConnect;
+  error_code address_error;
+  const asio::ip::address address = asio::ip::make_address(url.host, address_error);
+  error_code cec;
+  if (!address_error) {  // an address: no lookup (and no resolver thread)
+    c.plain->expires_at(Sooner(deadline, o.connect_timeout_ms));
+    const tcp::endpoint endpoint(address, static_cast<unsigned short>(std::stoi(url.port)));
+    auto [ec] = co_await c.plain->async_connect(endpoint, kTuple);
+    cec = ec;
+  } else {
+    tcp::resolver resolver(pool->executor);
+    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+    if (rec) {
+      error = "cannot resolve " + url.host + ": " + rec.message();
+      co_return HttpFailure::kConnect;
+    }
+    c.plain->expires_at(Sooner(deadline, o.connect_timeout_ms));
+    auto [ec, ep] = co_await c.plain->async_connect(endpoints, kTuple);
+    cec = ec;
   }
-  c.plain->expires_at(Sooner(deadline, o.connect_timeout_ms));
-  auto [cec, ep] = co_await c.plain->async_connect(endpoints, kTuple);
   if (cec) {
     const bool timeout = cec == beast::error::timeout;
     error = "cannot connect to " + url.origin() + ": " +
@@ -268,22 +289,31 @@ asio::awaitable<Exchanged> Exchange(Stream& stream, Connection& c, const HttpCli
   c.lowest().expires_at(Sooner(deadline, o.answer_timeout_ms));
   const std::array<asio::const_buffer, 2> request = {asio::buffer(c.head), asio::buffer(call.body)};
   auto [wec, wn] = co_await asio::async_write(stream, request, kTuple);
-  http::response_parser<http::string_body> parser;
-  parser.header_limit(static_cast<uint32_t>(o.max_answer_header_bytes));
-  parser.body_limit(o.max_answer_body_bytes);
-  if (call.method == "HEAD") parser.skip(true);
+  // Interim answers (1xx: 100 Continue, 103 Early Hints) come before the final one; at
+  // most a few are skipped, each within the same bounds.
+  std::optional<http::response_parser<http::string_body>> parser;
   error_code ec = wec;
-  if (!wec) {
-    auto [rec, rn] = co_await http::async_read(stream, c.buffer, parser, kTuple);
+  bool got_some = false;
+  for (int interim = 0; !ec && interim < 8; ++interim) {
+    parser.emplace();
+    parser->header_limit(static_cast<uint32_t>(o.max_answer_header_bytes));
+    parser->body_limit(o.max_answer_body_bytes);
+    if (call.method == "HEAD") parser->skip(true);
+    auto [rec, rn] = co_await http::async_read(stream, c.buffer, *parser, kTuple);
     ec = rec;
+    got_some = got_some || parser->got_some();
+    if (ec) break;
+    const unsigned status = parser->get().result_int();
+    if (status < 100 || status >= 200 || status == 101) break;
+    if (interim == 7) ec = http::error::bad_status;
   }
   if (ec) {
     out.failure = FailureOfError(ec);
     out.error = Describe(out.failure, ec, url, o);
-    result.stale = out.failure == HttpFailure::kConnection && !parser.got_some();
+    result.stale = out.failure == HttpFailure::kConnection && !got_some;
     co_return result;
   }
-  auto& res = parser.get();
+  auto& res = parser->get();
   out.status = static_cast<int>(res.result_int());
   if (call.headers_of_success || out.status < 200 || out.status >= 300) {
     for (const auto& field : res) {
@@ -291,7 +321,9 @@ asio::awaitable<Exchanged> Exchange(Stream& stream, Connection& c, const HttpCli
     }
   }
   out.body = std::move(res.body());
-  result.keep_alive = res.keep_alive();
+  // Bytes after the answer (a server that answered more than asked, a 101): the
+  // connection is not reused, so no later request reads them as its answer.
+  result.keep_alive = res.keep_alive() && c.buffer.size() == 0 && out.status != 101;
   co_return result;
 }
 

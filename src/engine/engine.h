@@ -191,6 +191,7 @@ class Engine {
   // Durable modes: finished tasks leave memory once their final state is durable and are
   // read back through `reader` when asked for. Null (`--durability none`): they stay.
   void SetReader(TaskReader* reader) { reader_ = reader; }
+  const Limits& limits() const { return limits_; }
   // Called after every command (Shard::AfterCommand): hands the finished tasks of the
   // command to the journal, to leave memory once durable.
   void AfterCommand();

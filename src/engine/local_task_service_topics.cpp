@@ -75,6 +75,19 @@ Awaitable<PublishResult> LocalTaskService::Publish(std::string topic, std::vecto
     co_return out;
   }
   out.queues = std::move(subscribers.value);
+  // Each subscriber keeps its own copy of every payload, all in one commit: bounded like
+  // the commit backlog, so that one event cannot grow past what a shard may hold pending.
+  size_t bytes = 0;
+  for (const TaskSpec& spec : specs) bytes += spec.payload.size() + 256;
+  const size_t limit = topic_shard.engine().limits().max_commit_backlog_bytes;
+  if (bytes > limit / out.queues.size()) {
+    out.error =
+        Error{ErrorCode::kBodyTooLarge,
+              "the event would store " + std::to_string(bytes * out.queues.size()) +
+                  " bytes in its " + std::to_string(out.queues.size()) +
+                  " subscribers, over --max-commit-backlog-bytes (" + std::to_string(limit) + ")"};
+    co_return out;
+  }
 
   // 1. Stage: each shard makes its queues' tasks (invisible, not journaled).
   std::map<size_t, std::vector<size_t>> by_shard;  // shard -> positions in out.queues
@@ -118,8 +131,10 @@ Awaitable<PublishResult> LocalTaskService::Publish(std::string topic, std::vecto
   }
 
   // 2. One batch on the topic's shard for all of them (when nothing failed so far).
+  // Even with no new record (every spec a duplicate) the journal is asked: a duplicate of
+  // an event still being committed is answered only once that one is durable.
   Error committed = out.error;
-  if (committed.ok() && !records.empty()) {
+  if (committed.ok()) {
     auto journal = [records = std::move(records)](Shard& s, Completion<Error> done) mutable {
       if (Error e = s.engine().JournalStaged(records); !e.ok()) {
         done(std::move(e));

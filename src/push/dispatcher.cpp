@@ -76,6 +76,7 @@ void QueueDispatcher::Publish() {
   status_->consecutive_failures.store(breaker_.consecutive_failures(), std::memory_order_relaxed);
   status_->breaker_opened.store(breaker_.times_opened(), std::memory_order_relaxed);
   status_->in_flight.store(in_flight_, std::memory_order_relaxed);
+  status_->settling.store(settling_, std::memory_order_relaxed);
 }
 
 asio::awaitable<void> QueueDispatcher::SleepUntilMono(int64_t mono_ms) {
@@ -152,6 +153,7 @@ asio::awaitable<void> QueueDispatcher::Run(bool reclaim) {
     }
     if (stopping_ || paused_until_mono_ > ctx_.clock->MonoMs() ||
         breaker_.state() == CircuitBreaker::State::kOpen) {
+      if (probe) breaker_.OnAbandoned();  // the probe was not made: one may go later
       ctx_.service->ReleaseUndelivered(std::move(leased.granted));  // not counted
       continue;
     }
@@ -200,6 +202,7 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
   Verdict verdict = Judge(answer, *config, ctx_.clock->NowMs());
   switch (verdict.kind) {
     case VerdictKind::kAck:
+      if (breaker_.state() != CircuitBreaker::State::kClosed) Wake();  // the probe succeeded
       breaker_.OnSuccess();
       status_->delivered.fetch_add(1, std::memory_order_relaxed);
       break;
@@ -235,6 +238,7 @@ asio::awaitable<void> QueueDispatcher::Deliver(TaskView task) {
   const size_t batch = std::max<size_t>(1, config_->concurrency / 8);
   const size_t room = config_->concurrency > in_flight_ ? config_->concurrency - in_flight_ : 0;
   if (room == batch || in_flight_ == 0) SlotFreed();
+  ++settling_;  // counted until durable, so a shutdown waits for it (PushManager::in_flight)
   co_await Settle(task, verdict);
 }
 
@@ -248,7 +252,10 @@ asio::awaitable<void> QueueDispatcher::FlushAcks() {
   std::vector<uint64_t> ids;
   ids.reserve(acks.size());
   for (const AckCall& a : acks) ids.push_back(a.id);
+  const size_t count = acks.size();
   std::vector<Error> errors = co_await ctx_.service->AckMany(std::move(acks));
+  settling_ -= count;
+  Publish();
   for (size_t i = 0; i < errors.size(); ++i) {
     // A lease that ran out meanwhile (the task is someone else's now) or storage
     // refusing: the task is not lost; it comes back when its lease expires.
@@ -285,8 +292,12 @@ asio::awaitable<void> QueueDispatcher::Settle(const TaskView& task, const Verdic
     }
     case VerdictKind::kAbandon:
       ctx_.service->ReleaseUndelivered({LeaseGrant{task.id, task.lease_token}});
+      --settling_;
+      Publish();
       co_return;
   }
+  --settling_;
+  Publish();
   // A lease that ran out meanwhile (the task is someone else's now) or storage refusing:
   // the task is not lost; it comes back when its lease expires.
   if (!out.error.ok()) {

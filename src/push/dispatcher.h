@@ -33,6 +33,7 @@ struct PushStatus {
   std::atomic<uint8_t> breaker{0};  // CircuitBreaker::State
   std::atomic<uint32_t> consecutive_failures{0};
   std::atomic<uint64_t> in_flight{0};
+  std::atomic<uint64_t> settling{0};   // answered; the ack or nack not yet durable
   std::atomic<uint64_t> delivered{0};  // answered 2xx
   std::atomic<uint64_t> failed{0};     // nacked (retry or dead) on an answer or a failure
   std::atomic<uint64_t> deferred{0};   // 429/503 with Retry-After
@@ -86,6 +87,7 @@ class QueueDispatcher : public std::enable_shared_from_this<QueueDispatcher> {
   std::optional<boost::asio::steady_timer> wake_;
   TaskService::WaitSlot lease_wait_;  // the parked lease, to cancel it
   size_t in_flight_ = 0;
+  size_t settling_ = 0;
   std::vector<AckCall> pending_acks_;
   bool flush_scheduled_ = false;
   bool interrupted_ = false;  // the parked lease was cut short by Wake(), not by the engine

@@ -62,9 +62,13 @@ void PushManager::Configure(const std::string& queue, const QueueConfig& config,
   });
 }
 
-void PushManager::ConfigureHere(size_t shard, const std::string& queue, const QueueConfig& config,
+void PushManager::ConfigureHere(size_t shard, const std::string& queue, const QueueConfig& posted,
                                 bool after_restart) {
   ShardPush& part = *per_shard_[shard];
+  // The queue's config as it is now, read on its own thread: two changes posted from
+  // different threads may arrive in either order, and the last one stored must win.
+  (void)posted;
+  const QueueConfig config = shards_.at(shard).engine().QueueStats(queue).config;
   auto it = part.dispatchers.find(queue);
   if (!config.push) {
     if (it == part.dispatchers.end()) return;
@@ -110,7 +114,8 @@ size_t PushManager::in_flight() const {
   std::lock_guard<std::mutex> lock(mutex_);
   size_t n = 0;
   for (const auto& [name, status] : statuses_) {
-    n += status->in_flight.load(std::memory_order_relaxed);
+    n += status->in_flight.load(std::memory_order_relaxed) +
+         status->settling.load(std::memory_order_relaxed);
   }
   return n;
 }

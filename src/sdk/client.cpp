@@ -50,7 +50,9 @@ struct Client::Impl {
                   std::string(method) + " " + target + ": " + std::to_string(answer.status) + " " +
                       message);
     }
-    if (ec) throw Error(answer.status, "invalid_answer", "the server's answer is not JSON");
+    if (ec || !value.is_object()) {
+      throw Error(answer.status, "invalid_answer", "the server's answer is not a JSON object");
+    }
     co_return value;
   }
 
@@ -75,7 +77,10 @@ std::string SpecJson(const std::string& payload, const EnqueueOptions& o) {
 
 uint64_t U64(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
-  return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
+  if (v == nullptr || !v->is_number()) return 0;
+  boost::system::error_code bad;
+  const uint64_t n = v->to_number<uint64_t>(bad);
+  return bad ? 0 : n;
 }
 
 std::string Str(const json::object& o, std::string_view key) {
@@ -156,7 +161,11 @@ awaitable<std::vector<uint64_t>> Client::EnqueueBatch(std::string queue,
   json::value v = co_await impl_->Call("POST", std::move(target), std::move(body));
   std::vector<uint64_t> ids;
   if (const json::value* list = v.as_object().if_contains("ids"); list && list->is_array()) {
-    for (const json::value& id : list->as_array()) ids.push_back(id.to_number<uint64_t>());
+    for (const json::value& id : list->as_array()) {
+      boost::system::error_code bad;
+      ids.push_back(id.to_number<uint64_t>(bad));
+      if (bad) throw Error(200, "invalid_answer", "an id in the answer is not a number");
+    }
   }
   co_return ids;
 }

@@ -30,7 +30,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   awaitable<void> Run() {
     auto self = shared_from_this();
     while (!stopping) {
-      if (running >= options.concurrency) {
+      if (handlers >= options.concurrency) {
         wake.expires_after(std::chrono::hours(1));
         co_await wake.async_wait(kTuple);  // a handler ended, or Stop()
         continue;
@@ -38,9 +38,9 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       std::vector<Task> tasks;
       bool failed = false;
       try {
-        tasks = co_await client.Lease(queue, options.concurrency - running, options.wait_ms,
+        tasks = co_await client.Lease(queue, options.concurrency - handlers, options.wait_ms,
                                       options.lease_ms, options.name);
-      } catch (const Error&) {
+      } catch (const std::exception&) {  // sdk::Error, or an answer that was not a lease
         failed = true;
       }
       if (failed) {
@@ -50,6 +50,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       }
       for (Task& task : tasks) {
         ++running;
+        ++handlers;
         asio::co_spawn(client.executor(), Handle(std::move(task)), asio::detached);
       }
     }
@@ -63,6 +64,15 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   awaitable<void> KeepLeased(Task task, std::shared_ptr<bool> done,
                              std::shared_ptr<asio::steady_timer> timer) {
     auto self = shared_from_this();
+    // Counted like a handler, so that Run() returns (and the Client may go) only once no
+    // extend is in flight either.
+    struct Counted {
+      Impl& impl;
+      ~Counted() {
+        --impl.running;
+        impl.wake.cancel();
+      }
+    } counted{*this};
     const auto every = std::chrono::milliseconds(std::max<int64_t>(options.lease_ms / 3, 10));
     while (!*done) {
       timer->expires_after(every);
@@ -70,7 +80,7 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
       if (*done) break;
       try {
         co_await client.Extend(task, options.lease_ms);
-      } catch (const Error&) {
+      } catch (const std::exception&) {
         // The lease may be gone (expired, the server restarted): the handler goes on; its
         // ack then fails and the task is redelivered, as at-least-once allows.
       }
@@ -81,12 +91,15 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
     auto self = shared_from_this();
     auto done = std::make_shared<bool>(false);
     auto timer = std::make_shared<asio::steady_timer>(client.executor());
+    ++running;  // the lease keeper's
     asio::co_spawn(client.executor(), KeepLeased(task, done, timer), asio::detached);
     Outcome outcome;
     try {
       outcome = co_await handler(task);
     } catch (const std::exception& e) {
       outcome = Outcome::Retry(std::string("the handler threw: ") + e.what());
+    } catch (...) {
+      outcome = Outcome::Retry("the handler threw something that is not a std::exception");
     }
     *done = true;
     timer->cancel();
@@ -103,10 +116,11 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
           break;
       }
       ++handled;
-    } catch (const Error&) {
+    } catch (const std::exception&) {
       // Not settled (the lease expired, the server is away): the task comes back.
     }
     --running;
+    --handlers;
     wake.cancel();
   }
 
@@ -115,7 +129,8 @@ struct Worker::Impl : std::enable_shared_from_this<Impl> {
   Handler handler;
   WorkerOptions options;
   asio::steady_timer wake;
-  uint32_t running = 0;
+  uint32_t running = 0;   // handlers and their lease keepers
+  uint32_t handlers = 0;  // handlers only (the concurrency)
   uint64_t handled = 0;
   bool stopping = false;
 };

@@ -83,6 +83,11 @@ class Receiver:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                if action == "early_hints":  # a 103 first, then the real answer
+                    self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+                                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                     b"Content-Length: 11\r\n\r\n{\"hint\":1}\n")
+                    return
                 if action == "garbage":
                     self.wfile.write(b"this is not HTTP at all\r\n\r\n")
                     self.close_connection = True

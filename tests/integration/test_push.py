@@ -207,14 +207,27 @@ class PushDeliveryTest(PushTestCase):
                 self.assertEqual(len(t["errors"]), 1, t)
         self.assertEqual(self.server.request("GET", "/healthz")[0], 200)
 
+    def test_an_interim_1xx_answer_is_skipped_for_the_final_one(self):
+        answers = ["early_hints", (500, {}, b"no"), OK]
+        r = self.receiver(lambda req: answers.pop(0) if answers else OK)
+        q = self.push_queue({"url": r.url(), "concurrency": 1},
+                            backoff={"base_ms": 20, "jitter": False})
+        first = self.wait_state(self.enqueue(q, 1), "succeeded")
+        self.assertEqual((first["attempts"], first["result"]), (1, {"hint": 1}))
+        # The next delivery on the same connection reads its own answer (500, then 200).
+        second = self.wait_state(self.enqueue(q, 2), "succeeded")
+        self.assertEqual(second["attempts"], 2)
+        self.assertIn("answered 500", second["errors"][0]["message"])
+
     def test_the_breaker_opens_then_probes_and_closes(self):
         state = {"fail": True}
         r = self.receiver(lambda req: (503, {}, b"down") if state["fail"] else OK)
-        q = self.push_queue({"url": r.url(), "breaker": {"failures": 3, "cooldown_ms": 1000}},
+        q = self.push_queue({"url": r.url(), "breaker": {"failures": 3, "cooldown_ms": 2000}},
                             backoff={"base_ms": 10, "max_ms": 10, "jitter": False},
                             max_attempts=1000)
         ids = [self.enqueue(q, i) for i in range(5)]
         self.assertTrue(wait_for(lambda: self.stats(q)["push"]["breaker"] == "open"))
+        time.sleep(0.3)  # deliveries that had started before it opened land first
         opened = len(r.seen())
         self.assertGreaterEqual(opened, 3)
         time.sleep(0.6)  # within the cool-down: nothing is delivered

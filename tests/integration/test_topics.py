@@ -79,6 +79,18 @@ class TopicTest(unittest.TestCase):
         for q in (a, b):
             self.assertEqual(self.call("GET", f"/v1/queues/{q}")[1]["counts"]["ready"], 4)
 
+    def test_an_event_too_big_for_all_its_subscribers_is_refused_whole(self):
+        topic = name("t")
+        queues = [name("q") for _ in range(100)]
+        self.assertEqual(self.call("PUT", f"/v1/topics/{topic}", {"queues": queues})[0], 200)
+        status, body = self.call("POST", f"/v1/topics/{topic}/events",
+                                 {"payload": "x" * 700_000})
+        self.assertEqual(status, 413, body)
+        self.assertIn("subscribers", body["error"]["message"])
+        self.assertEqual(self.call("GET", f"/v1/queues/{queues[0]}")[1]["counts"]["ready"], 0)
+        status, body = self.call("POST", f"/v1/topics/{topic}/events", {"payload": "small"})
+        self.assertEqual(status, 201, body)
+
     def test_bad_input_and_unknown_topics(self):
         topic = name("t")
         for body, fragment in (({"queues": []}, "1 to 100"),
