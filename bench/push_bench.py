@@ -27,7 +27,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "peers"))
 from foundation_bench import Server  # noqa: E402
+from run import http_json as http  # noqa: E402
 
 BINARY = os.path.join(HERE, "..", "build", "conveyor")
 
@@ -66,14 +68,6 @@ class Receiver:
         self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0, backlog=20000)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
-
-
-def http(method, url, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return json.loads(resp.read() or b"null")
 
 
 def rss_kb(pid):

@@ -295,16 +295,19 @@ void Engine::Publish(const std::vector<uint64_t>& ids) {
   ServeWaiters();
 }
 
+Error Engine::AdmitNewTasks(std::string_view queue_name, size_t n) {
+  if (!journal_.writable()) return StorageDown();
+  if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
+    return TooManyQueues();
+  }
+  return CheckCapacity(n);
+}
+
 EnqueueResult Engine::Enqueue(std::string_view queue_name, std::vector<TaskSpec> specs) {
   Tick();
-  if (!journal_.writable()) return EnqueueResult{StorageDown(), {}};
   const int64_t now = Now();
   EnqueueResult result;
-  if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
-    result.error = TooManyQueues();
-    return result;
-  }
-  if (Error e = CheckCapacity(specs.size()); !e.ok()) {
+  if (Error e = AdmitNewTasks(queue_name, specs.size()); !e.ok()) {
     result.error = std::move(e);
     return result;
   }

@@ -283,6 +283,9 @@ class Engine {
              bool journaled = true);
   void MaybeForget(Queue& queue);
 
+  // Whether n new tasks may go into the queue: storage writable, the queue limit, the
+  // capacity (taking n units of shared_.live_tasks when it says yes).
+  Error AdmitNewTasks(std::string_view queue, size_t n);
   Task BuildTask(Queue& queue, const TaskSpec& spec, int64_t now);
   // An idempotency key already used in the queue: `out` is the first task's.
   bool FindDuplicate(Queue& queue, const TaskSpec& spec, EnqueuedTask& out);

@@ -97,15 +97,7 @@ void Engine::RestoreTopic(std::string_view topic, std::vector<std::string> queue
 StageResult Engine::Stage(std::string_view queue_name, const std::vector<TaskSpec>& specs) {
   Tick();
   StageResult result;
-  if (!journal_.writable()) {
-    result.error = StorageDown();
-    return result;
-  }
-  if (FindQueue(queue_name) == nullptr && queues_.size() >= limits_.max_queues) {
-    result.error = TooManyQueues();
-    return result;
-  }
-  if (Error e = CheckCapacity(specs.size()); !e.ok()) {
+  if (Error e = AdmitNewTasks(queue_name, specs.size()); !e.ok()) {
     result.error = std::move(e);
     return result;
   }

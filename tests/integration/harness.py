@@ -112,10 +112,11 @@ class ServerTestCase(unittest.TestCase):
     """A test case with one fresh server per test class (self.server)."""
 
     server_args = ()
+    durability = "none"
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Server(cls.server_args)
+        cls.server = Server(cls.server_args, durability=cls.durability)
 
     @classmethod
     def tearDownClass(cls):

@@ -10,7 +10,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Server, conveyor_bin  # noqa: E402
+from harness import ServerTestCase, conveyor_bin  # noqa: E402
 
 
 def example_bin():
@@ -20,14 +20,8 @@ def example_bin():
     return path
 
 
-class SdkExampleTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(durability="sync")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class SdkExampleTest(ServerTestCase):
+    durability = "sync"
 
     def test_the_example_enqueues_and_works_every_task(self):
         queue = f"sdk-{uuid.uuid4().hex[:8]}"

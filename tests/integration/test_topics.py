@@ -12,7 +12,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from durable_server import DurableTestCase  # noqa: E402
-from harness import Server  # noqa: E402
+from harness import ServerTestCase  # noqa: E402
 from push_receiver import Receiver  # noqa: E402
 
 
@@ -20,14 +20,8 @@ def name(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-class TopicTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(durability="sync")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
+class TopicTest(ServerTestCase):
+    durability = "sync"
 
     def call(self, method, path, body=None):
         return self.server.call(method, path, body)
