@@ -10,6 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -193,11 +194,21 @@ asio::awaitable<HttpFailure> Open(HttpClient::Pool* pool, Connection& c, const U
     auto [ec] = co_await c.plain->async_connect(endpoint, kTuple);
     cec = ec;
   } else {
-    tcp::resolver resolver(pool->executor);
-    auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kTuple);
+    // The lookup is bounded by the connect timeout too: a guard timer cancels it. (The
+    // resolver is shared with the guard's handler, which may run after this returns.)
+    auto resolver = std::make_shared<tcp::resolver>(pool->executor);
+    asio::steady_timer guard(pool->executor);
+    guard.expires_at(Sooner(deadline, o.connect_timeout_ms));
+    guard.async_wait([resolver](error_code ec) {
+      if (!ec) resolver->cancel();
+    });
+    auto [rec, endpoints] = co_await resolver->async_resolve(url.host, url.port, kTuple);
+    guard.cancel();
     if (rec) {
-      error = "cannot resolve " + url.host + ": " + rec.message();
-      co_return HttpFailure::kConnect;
+      const bool timeout = rec == asio::error::operation_aborted && !pool->closed;
+      error = "cannot resolve " + url.host + ": " +
+              (timeout ? std::string("the lookup timed out") : rec.message());
+      co_return timeout ? HttpFailure::kTimeout : HttpFailure::kConnect;
     }
     c.plain->expires_at(Sooner(deadline, o.connect_timeout_ms));
     auto [ec, ep] = co_await c.plain->async_connect(endpoints, kTuple);

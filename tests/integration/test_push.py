@@ -207,6 +207,15 @@ class PushDeliveryTest(PushTestCase):
                 self.assertEqual(len(t["errors"]), 1, t)
         self.assertEqual(self.server.request("GET", "/healthz")[0], 200)
 
+    def test_a_host_name_is_looked_up(self):
+        r = self.receiver(lambda req: OK)
+        q = self.push_queue({"url": f"http://localhost:{r.port}/by-name"})
+        self.wait_state(self.enqueue(q, "named"), "succeeded")
+        self.assertEqual(r.seen()[0].path, "/by-name")
+        q2 = self.push_queue({"url": "http://no-such-host.invalid/x"}, max_attempts=1)
+        t = self.wait_state(self.enqueue(q2, "nowhere"), "dead", timeout=20)
+        self.assertIn("resolve", t["errors"][0]["message"])
+
     def test_an_interim_1xx_answer_is_skipped_for_the_final_one(self):
         answers = ["early_hints", (500, {}, b"no"), OK]
         r = self.receiver(lambda req: answers.pop(0) if answers else OK)
