@@ -66,7 +66,7 @@ void Engine::CountLive(TaskState from, TaskState to) {
 Queue& Engine::GetOrCreateQueue(std::string_view name) {
   auto it = queues_.find(AbslView(name));
   if (it != queues_.end()) return *it->second;
-  auto queue = std::make_unique<Queue>(std::string(name));
+  auto queue = std::make_unique<Queue>(std::string(name), clock_);
   Queue& ref = *queue;
   queues_.emplace(std::string(name), std::move(queue));
   return ref;
@@ -89,6 +89,7 @@ void Engine::MaybeForget(Queue& queue) {
   if (!IsBare(queue) || !queue.waiters().empty()) return;
   std::erase(queues_with_new_ready_, &queue);
   if (queue.purge_due() != kNever) purge_timers_.erase({queue.purge_due(), &queue});
+  if (queue.flow_due() != kNever) flow_timers_.erase({queue.flow_due(), &queue});
   const std::string name = queue.name();  // (a bare queue has no pause timer)
   queues_.erase(AbslView(name));
 }
@@ -134,6 +135,11 @@ int64_t Engine::EffectiveLeaseMs(const Task& task, int64_t requested) const {
 
 void Engine::SetState(Task& task, TaskState state, int64_t now) {
   task.queue->Remove(task);  // indexes are keyed by the fields as they are now
+  // A lease ending frees a concurrency slot: parked lease waits may take a task now.
+  if (task.state == TaskState::kLeased && task.queue->ready().limits_concurrency()) {
+    MarkReady(*task.queue);
+  }
+  if (task.state == TaskState::kScheduled) task.pauses_key = false;
   CountLive(task.state, state);
   task.state = state;
   if (state == TaskState::kReady) {
@@ -231,6 +237,7 @@ Task Engine::BuildTask(Queue& queue, const TaskSpec& spec, int64_t now) {
   t.set_deadline(spec.deadline.value_or(kNever));
   t.set_lease_ms(static_cast<int32_t>(spec.lease_ms));
   if (!spec.idempotency_key.empty()) t.cold().idempotency_key = spec.idempotency_key;
+  t.key = queue.ready().Intern(spec.key);
   t.state = t.run_at > now ? TaskState::kScheduled : TaskState::kReady;
   t.ready_at = now;
   if (t.state == TaskState::kReady) t.run_at = std::max(t.run_at, now);
@@ -416,12 +423,29 @@ Outcome<IdState> Engine::Ack(uint64_t id, std::string_view token, std::string re
 }
 
 Outcome<IdState> Engine::Nack(uint64_t id, std::string_view token, std::string_view message,
-                              std::optional<int64_t> retry_in_ms, bool dead) {
+                              std::optional<int64_t> retry_in_ms, bool dead, NackHold hold) {
   StoredTask stored;
   Error refused;
   Task* task = HeldTask(id, token, stored, refused);
   if (task == nullptr) return {refused, {}};
   const int64_t now = Now();
+  if (hold.any() && !dead) {
+    // Not a failure: the attempt is given back and its key waits, like the task.
+    int64_t until = now;
+    if (hold.retry_at) until = std::max(until, *hold.retry_at);
+    if (hold.pause_key_ms) until = std::max(until, SaturatingAdd(now, *hold.pause_key_ms));
+    if (task->attempts > 0) task->attempts--;
+    task->queue->totals().deferred++;
+    task->run_at = until;
+    SetState(*task, until > now ? TaskState::kScheduled : TaskState::kReady, now);
+    if (task->state == TaskState::kScheduled) {
+      task->pauses_key = true;
+      task->queue->ready().PauseKey(*task, MonoDue(until));
+    }
+    journal_.TaskChanged(*task);
+    ServeWaiters();
+    return IdStateOf(*task);
+  }
   task->queue->totals().nacked++;
   AddError(*task, now, message);
   if (dead) {
@@ -533,6 +557,7 @@ Task* Engine::Revive(StoredTask stored) {
   queue.RemoveFinishedId(id);
   Task& task = tasks_.Insert(MakeTask(std::move(stored.task), stored.payload));
   task.queue = &queue;
+  task.key = queue.ready().Intern(stored.key);
   task.timer_due = kNever;
   task.published = true;
   if (auto key = queue.finished_keys().find(id); key != queue.finished_keys().end()) {
@@ -602,7 +627,7 @@ QueueSnapshot Engine::QueueStats(std::string_view queue_name) {
     snapshot.exists = true;
     return snapshot;
   }
-  return SnapshotOf(Queue(std::string(queue_name)));
+  return SnapshotOf(Queue(std::string(queue_name), clock_));
 }
 
 Outcome<QueueConfig> Engine::ConfigureQueue(std::string_view queue_name,
@@ -614,7 +639,9 @@ Outcome<QueueConfig> Engine::ConfigureQueue(std::string_view queue_name,
   }
   Queue& queue = GetOrCreateQueue(queue_name);
   const int64_t old_retention = queue.config().retention_ms;
-  patch.ApplyTo(queue.config());
+  QueueConfig config = queue.config();
+  patch.ApplyTo(config);
+  queue.set_config(config);
   journal_.QueueConfigChanged(queue.name(), queue.config());
   // Tasks that finished before the change follow the new retention too; the ones now
   // past it are purged by the next ticks, a slice at a time.
@@ -629,7 +656,7 @@ Outcome<QueueConfig> Engine::ConfigureQueue(std::string_view queue_name,
 // ---- recovery ---------------------------------------------------------------------------
 
 void Engine::RestoreQueueConfig(std::string_view queue, const QueueConfig& config) {
-  GetOrCreateQueue(queue).config() = config;
+  GetOrCreateQueue(queue).set_config(config);
 }
 
 size_t Engine::PayloadCacheLimit() const {
@@ -664,9 +691,12 @@ void Engine::RestoreTask(StoredTask&& stored, const std::string_view* payload,
                               ? MakeTask(std::move(task), payload ? *payload : "")
                               : MakeTaskWithoutPayload(std::move(task), payload_size));
   t.queue = &queue;
+  t.key = queue.ready().Intern(stored.key);
   t.timer_due = kNever;
   t.published = true;
   queue.Add(t);
+  // A key paused by a nack stays paused across the restart, until the task's run time.
+  if (t.pauses_key && t.state == TaskState::kScheduled) queue.ready().PauseKey(t, MonoDue(t.run_at));
   if (!IsFinished(t.state)) {
     ++live_tasks_;
     shared_.live_tasks.Take();
@@ -689,6 +719,7 @@ void Engine::Reset() {
   while (!waiter_deadlines_.empty()) CancelWaiter(waiter_deadlines_.begin()->second);
   ++generation_;
   purge_timers_.clear();
+  flow_timers_.clear();
   pause_timers_.clear();  // (a reload ends the pauses: they are not stored)
   finished_this_command_.clear();
   shared_.live_tasks.Give(live_tasks_);

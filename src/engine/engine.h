@@ -47,6 +47,16 @@ struct TaskSpec {
   std::optional<uint32_t> max_attempts;
   std::string idempotency_key;
   int64_t lease_ms = 0;  // 0: the queue's
+  std::string key;       // flow control's key (≤ 128 bytes); empty: none
+};
+
+// A nack that says "the remote told me to wait": the task runs again at retry_at (epoch
+// ms) or pause_key_ms from now, its key is paused until then, and the attempt is not
+// counted as a failure.
+struct NackHold {
+  std::optional<int64_t> retry_at;
+  std::optional<int64_t> pause_key_ms;
+  bool any() const { return retry_at.has_value() || pause_key_ms.has_value(); }
 };
 
 struct EnqueuedTask {
@@ -68,6 +78,7 @@ struct StagedTask {
   Task record;
   std::string queue;
   std::string payload;
+  std::string key;  // the task's flow-control key (record.key is null)
 };
 
 struct StageResult {
@@ -128,7 +139,7 @@ class Engine {
   std::optional<ReadyKey> BestReady(const std::vector<std::string>& queues);
   Outcome<IdState> Ack(uint64_t id, std::string_view token, std::string result);
   Outcome<IdState> Nack(uint64_t id, std::string_view token, std::string_view message,
-                        std::optional<int64_t> retry_in_ms, bool dead);
+                        std::optional<int64_t> retry_in_ms, bool dead, NackHold hold = {});
   // The new expiry (epoch ms).
   Outcome<int64_t> Extend(uint64_t id, std::string_view token, std::optional<int64_t> lease_ms,
                           std::string progress);
@@ -361,6 +372,9 @@ class Engine {
   Queue* MostUrgent(const std::vector<Queue*>& queues);
   void MarkReady(Queue& queue);
   void ServeWaiters();
+  // While lease waits are parked on a queue that flow control holds back, a timer for the
+  // moment it may let a task go (a token, a pause's end).
+  void ArmFlow(Queue& queue);
   void FinishTaskWaiters(const Task& task);
   template <typename T>
   static Outcome<T> Fail(ErrorCode code, std::string message) {
@@ -388,6 +402,8 @@ class Engine {
   absl::btree_set<std::pair<int64_t, uint64_t>> timers_;
   // (monotonic due, queue): when the head of a queue's finished FIFO is due for purge.
   absl::btree_set<std::pair<int64_t, Queue*>> purge_timers_;
+  // (monotonic due, queue): flow timers (ArmFlow).
+  absl::btree_set<std::pair<int64_t, Queue*>> flow_timers_;
   // The ends of timed pauses (monotonic), one entry per paused queue.
   absl::btree_set<std::pair<int64_t, Queue*>> pause_timers_;
   TaskReader* reader_ = nullptr;

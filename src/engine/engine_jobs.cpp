@@ -116,10 +116,10 @@ Outcome<IdState> Engine::KickTask(uint64_t id) {
 
 Outcome<TaskView> Engine::Peek(std::string_view queue_name, TaskState state) {
   Tick();
-  const Queue* queue = FindQueue(queue_name);
+  Queue* queue = FindQueue(queue_name);
   const Task* found = nullptr;
   if (queue != nullptr && state == TaskState::kReady && !queue->ready().empty()) {
-    found = *queue->ready().begin();
+    found = queue->ready().AnyHead();
   } else if (queue != nullptr && state == TaskState::kScheduled) {
     std::vector<Task*> next = EarliestScheduled(*queue, 1);
     if (!next.empty()) found = next.front();

@@ -45,8 +45,10 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
                                     size_t bytes, bool journaled) {
   std::vector<Task*> leased;
   if (Paused(queue)) return leased;
-  while (leased.size() < max && !queue.ready().empty()) {
-    Task& task = *FindTask((*queue.ready().begin())->id);
+  while (leased.size() < max) {
+    const Task* next = queue.ready().Next();  // what flow control lets go now
+    if (next == nullptr) break;
+    Task& task = *const_cast<Task*>(next);  // the engine owns its tasks
     if (task.deadline() <= now) {
       Kill(task, DeadReason::kExpired, now);
       journal_.TaskStateChanged(task);
@@ -59,6 +61,7 @@ std::vector<Task*> Engine::LeaseNow(Queue& queue, uint32_t max, int64_t lease_ms
     }
     bytes += cost;
     queue.RecordReadyWait(now - task.ready_at);
+    queue.ready().Taken(task);
     Grant(task, lease_ms, worker, now, journaled);
     leased.push_back(&task);
   }
@@ -156,9 +159,15 @@ void Engine::Lease(std::string_view queue_name, LeaseRequest request,
 
 Queue* Engine::MostUrgent(const std::vector<Queue*>& queues) {
   Queue* best = nullptr;
+  const Task* best_head = nullptr;
   for (Queue* q : queues) {
-    if (q == nullptr || Paused(*q) || q->ready().empty()) continue;
-    if (best == nullptr || ReadyOrder{}(*q->ready().begin(), *best->ready().begin())) best = q;
+    if (q == nullptr || Paused(*q)) continue;
+    const Task* head = q->ready().Next();
+    if (head == nullptr) continue;
+    if (best == nullptr || BeforeAcrossQueues(*head, *best_head)) {
+      best = q;
+      best_head = head;
+    }
   }
   return best;
 }
@@ -169,7 +178,7 @@ std::optional<ReadyKey> Engine::BestReady(const std::vector<std::string>& queues
   for (const auto& name : queues) found.push_back(FindQueue(name));
   Queue* best = MostUrgent(found);
   if (best == nullptr) return std::nullopt;
-  return ReadyKey::Of(**best->ready().begin());
+  return ReadyKey::Of(*best->ready().Next());
 }
 
 void Engine::LeaseAny(const std::vector<std::string>& queue_names, LeaseRequest request,
@@ -252,6 +261,7 @@ void Engine::ParkLeaseWait(const std::vector<Queue*>& queues, LeaseRequest reque
   waiter_deadlines_.insert({wait.deadline, id});
   lease_waiters_.emplace(id, std::move(wait));
   if (waiter_id != nullptr) *waiter_id = id;
+  for (Queue* q : queues) ArmFlow(*q);
 }
 
 Engine::LeaseWait Engine::Unpark(uint64_t wait_id) {
@@ -277,7 +287,7 @@ void Engine::ServeWaiters() {
   while (!queues_with_new_ready_.empty()) {
     Queue* queue = queues_with_new_ready_.back();
     queues_with_new_ready_.pop_back();
-    while (!queue->waiters().empty() && !queue->ready().empty() && !Paused(*queue)) {
+    while (!queue->waiters().empty() && !Paused(*queue) && queue->ready().Next() != nullptr) {
       LeaseWait wait = Unpark(queue->waiters().front());
       std::vector<Task*> leased;
       bool truncated = false;
@@ -291,7 +301,19 @@ void Engine::ServeWaiters() {
         if (other != queue) MaybeForget(*other);
       }
     }
+    ArmFlow(*queue);
   }
+}
+
+void Engine::ArmFlow(Queue& queue) {
+  int64_t due = kNever;
+  if (!queue.waiters().empty() && !queue.ready().empty() && queue.ready().Next() == nullptr) {
+    due = queue.ready().NextChangeAt();
+  }
+  if (due == queue.flow_due()) return;
+  if (queue.flow_due() != kNever) flow_timers_.erase({queue.flow_due(), &queue});
+  queue.flow_due() = due;
+  if (due != kNever) flow_timers_.insert({due, &queue});
 }
 
 void Engine::CancelWaiter(uint64_t waiter_id) {

@@ -172,6 +172,13 @@ void Engine::Tick() {
     if (!Paused(*queue) && !queue->ready().empty()) MarkReady(*queue);
     MaybeForget(*queue);
   }
+  while (!flow_timers_.empty() && flow_timers_.begin()->first <= mono) {
+    Queue* queue = flow_timers_.begin()->second;
+    flow_timers_.erase(flow_timers_.begin());
+    queue->flow_due() = kNever;
+    MarkReady(*queue);
+    ArmFlow(*queue);  // still held back (another took the token): the next moment
+  }
   ServeWaiters();
   while (!waiter_deadlines_.empty() && waiter_deadlines_.begin()->first <= mono) {
     CancelWaiter(waiter_deadlines_.begin()->second);
@@ -183,6 +190,7 @@ int64_t Engine::NextWakeup() const {
   if (!timers_.empty()) next = timers_.begin()->first;
   if (!purge_timers_.empty()) next = std::min(next, purge_timers_.begin()->first);
   if (!pause_timers_.empty()) next = std::min(next, pause_timers_.begin()->first);
+  if (!flow_timers_.empty()) next = std::min(next, flow_timers_.begin()->first);
   // Held timers: come back soon, but give other work (and a refusing journal) a moment.
   if (timers_held_) next = std::max(next, Mono() + (journal_.writable() ? 0 : 10));
   if (!waiter_deadlines_.empty()) next = std::min(next, waiter_deadlines_.begin()->first);

@@ -110,7 +110,7 @@ StageResult Engine::Stage(std::string_view queue_name, const std::vector<TaskSpe
       continue;
     }
     Task t = BuildTask(queue, specs[i], now);
-    result.staged.push_back(StagedTask{RecordOf(t), queue.name(), specs[i].payload});
+    result.staged.push_back(StagedTask{RecordOf(t), queue.name(), specs[i].payload, specs[i].key});
     Task& task = tasks_.Insert(MakeTask(std::move(t), specs[i].payload));
     queue.AddUnpublished();
     result.tasks[i] = EnqueuedTask{task.id, task.state, false};
@@ -123,13 +123,17 @@ Error Engine::JournalStaged(const std::vector<StagedTask>& staged) {
   // The records name their queue through Task::queue; these stand-ins carry the names
   // (the real queues belong to other shards' threads).
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> names;
+  KeyState key;  // the same for the key's name
   for (const StagedTask& s : staged) {
     auto& queue = names[s.queue];
-    if (!queue) queue = std::make_unique<Queue>(s.queue);
+    if (!queue) queue = std::make_unique<Queue>(s.queue, clock_);
     Task& record = const_cast<Task&>(s.record);
     record.queue = queue.get();
+    key.name = s.key;
+    record.key = s.key.empty() ? nullptr : &key;
     journal_.TaskCreated(record, s.payload);
     record.queue = nullptr;
+    record.key = nullptr;
   }
   return {};
 }

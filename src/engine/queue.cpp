@@ -9,12 +9,14 @@ void Queue::Add(const Task& task) {
   ids.insert(ids.end(), task.id);
   if (task.state == TaskState::kReady) AddReady(task);
   if (task.state == TaskState::kScheduled) scheduled_.insert({task.run_at, task.id});
+  if (task.state == TaskState::kLeased) ready_.LeasedAdded(task);
 }
 
 void Queue::Remove(const Task& task) {
   by_state_[Index(task.state)].erase(task.id);
   if (task.state == TaskState::kReady) RemoveReady(task);
   if (task.state == TaskState::kScheduled) scheduled_.erase({task.run_at, task.id});
+  if (task.state == TaskState::kLeased) ready_.LeasedRemoved(task);
 }
 
 bool Queue::empty() const {

@@ -15,34 +15,30 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "common/clock.h"
 #include "engine/queue_config.h"
+#include "engine/ready_index.h"
 #include "engine/task.h"
 
 namespace conveyor {
 
-// The lease order: higher priority first, then earlier ready time, then lower id.
+// The lease order key of a queue's most urgent ready task, to compare queues (the order
+// of BeforeAcrossQueues: priority, deadline, ready time, id).
 struct ReadyKey {
   int32_t priority;
+  int64_t deadline;
   int64_t ready_at;
   uint64_t id;
 
-  static ReadyKey Of(const Task& t) { return ReadyKey{t.priority, t.ready_at, t.id}; }
+  static ReadyKey Of(const Task& t) { return ReadyKey{t.priority, t.deadline(), t.ready_at, t.id}; }
 
   bool operator<(const ReadyKey& o) const {
     if (priority != o.priority) return priority > o.priority;
+    if (deadline != o.deadline) return deadline < o.deadline;
     if (ready_at != o.ready_at) return ready_at < o.ready_at;
     return id < o.id;
   }
 };
-
-// The ready set holds the tasks themselves (8 bytes an entry), ordered by their key; a
-// task's priority, ready_at and id do not change while it is in the set.
-struct ReadyOrder {
-  bool operator()(const Task* a, const Task* b) const {
-    return ReadyKey{a->priority, a->ready_at, a->id} < ReadyKey{b->priority, b->ready_at, b->id};
-  }
-};
-using ReadySet = absl::btree_set<const Task*, ReadyOrder>;
 
 // A priority above this is beanstalkd's pri below 1024 (its "urgent" jobs).
 inline constexpr int32_t kUrgentBelowPriority = 2147483647 - 1024;
@@ -54,6 +50,7 @@ struct QueueTotals {
   uint64_t nacked = 0;
   uint64_t expired = 0;
   uint64_t dead = 0;
+  uint64_t deferred = 0;  // nacks that held their key (retry_at, pause_key_ms): no failure
   uint64_t deletes = 0;  // Engine::Delete and Engine::PauseQueue calls (beanstalkd's
   uint64_t pauses = 0;   // cmd-delete and cmd-pause-tube of a tube)
 };
@@ -64,26 +61,34 @@ inline constexpr std::array<int64_t, 12> kWaitBucketsMs = {1,   5,    10,   50, 
 
 class Queue {
  public:
-  explicit Queue(std::string name) : name_(std::move(name)) {}
+  Queue(std::string name, const Clock& clock) : name_(std::move(name)), ready_(clock) {}
 
   const std::string& name() const { return name_; }
-  QueueConfig& config() { return config_; }
   const QueueConfig& config() const { return config_; }
+  // A new config; the ready index takes its flow settings.
+  void set_config(const QueueConfig& config) {
+    config_ = config;
+    ready_.Configure(config_);
+  }
 
   // Index upkeep, called by the Engine on every state change.
   void Add(const Task& task);
   void Remove(const Task& task);
   void AddReady(const Task& task) {
-    ready_.insert(ready_.end(), &task);
+    ready_.Add(task);
     urgent_ += task.priority > kUrgentBelowPriority;
   }
   void RemoveReady(const Task& task) {
-    if (ready_.erase(&task) > 0) urgent_ -= task.priority > kUrgentBelowPriority;
+    const size_t before = ready_.size();
+    ready_.Remove(task);
+    if (ready_.size() < before) urgent_ -= task.priority > kUrgentBelowPriority;
   }
   // Ready tasks above kUrgentBelowPriority (a task's priority never changes while ready).
   uint64_t urgent() const { return urgent_; }
 
-  const ReadySet& ready() const { return ready_; }
+  // The ready tasks in lease order, and what flow control lets a lease take now.
+  ReadyIndex& ready() { return ready_; }
+  const ReadyIndex& ready() const { return ready_; }
   // Scheduled tasks by (run_at, id), earliest first: a task's run_at never changes while
   // it is scheduled (it leaves the index first), so peek-delayed and kick need no scan.
   const absl::btree_set<std::pair<int64_t, uint64_t>>& scheduled() const { return scheduled_; }
@@ -107,6 +112,9 @@ class Queue {
   absl::flat_hash_map<uint64_t, std::string>& finished_keys() { return finished_keys_; }
   // The monotonic time the Engine's purge timer of this queue is armed for, or kNever.
   int64_t& purge_due() { return purge_due_; }
+  // The monotonic time the Engine's flow timer of this queue is armed for (a rate limit's
+  // next token or a key's pause ending, while lease waits are parked), or kNever.
+  int64_t& flow_due() { return flow_due_; }
   // A pause for a while (beanstalkd's pause-tube), on the monotonic clock: no lease takes
   // a task of the queue before it ends; 0 when there is none. Not stored: a restart ends
   // it, as beanstalkd's. pause_ms is the length it was given.
@@ -137,13 +145,14 @@ class Queue {
 
   std::string name_;
   QueueConfig config_;
-  ReadySet ready_;
+  ReadyIndex ready_;
   uint64_t urgent_ = 0;
   absl::btree_set<std::pair<int64_t, uint64_t>> scheduled_;
   std::array<absl::btree_set<uint64_t>, kTaskStateCount> by_state_;
   std::deque<std::pair<int64_t, uint64_t>> finished_;
   absl::flat_hash_map<uint64_t, std::string> finished_keys_;
   int64_t purge_due_ = kNever;
+  int64_t flow_due_ = kNever;
   int64_t pause_until_ = 0;
   int64_t pause_ms_ = 0;
   QueueTotals totals_;

@@ -12,6 +12,11 @@ void QueueConfigPatch::ApplyTo(QueueConfig& config) const {
   if (retention_ms) config.retention_ms = *retention_ms;
   if (paused) config.paused = *paused;
   if (push) config.push = *push;
+  if (rate_limit) config.rate_limit = *rate_limit;
+  if (concurrency) config.concurrency = *concurrency;
+  if (fair_by_key) config.fair_by_key = *fair_by_key;
+  if (key_weights) config.key_weights = *key_weights;
+  if (aging_ms) config.aging_ms = *aging_ms;
 }
 
 }  // namespace conveyor

@@ -34,6 +34,27 @@ struct PushConfig {
   bool operator==(const PushConfig&) const = default;
 };
 
+// Flow control (docs/API.md "Flow control"), kept with the queue and applied by its
+// ReadyIndex when tasks are leased.
+// rate_limit: a token bucket of `burst` tokens filling at `per_second`; one token a lease.
+// Without per_key it holds back the whole queue; with per_key every key has its own.
+struct RateLimit {
+  double per_second = 1;
+  uint32_t burst = 1;
+  bool per_key = false;
+
+  bool operator==(const RateLimit&) const = default;
+};
+
+// concurrency: at most `max` tasks of the queue leased at once, and at most `per_key` of
+// one key (0: no such limit).
+struct ConcurrencyLimit {
+  uint32_t max = 0;
+  uint32_t per_key = 0;
+
+  bool operator==(const ConcurrencyLimit&) const = default;
+};
+
 struct QueueConfig {
   uint32_t max_attempts = 25;
   int64_t lease_ms = 30000;
@@ -41,6 +62,12 @@ struct QueueConfig {
   int64_t retention_ms = 86'400'000;
   bool paused = false;
   std::optional<PushConfig> push;  // none: pull only
+  std::optional<RateLimit> rate_limit;
+  std::optional<ConcurrencyLimit> concurrency;
+  bool fair_by_key = false;  // fairness "key": keys take turns (weighted round robin)
+  // Weights of keys for fairness (default 1), sorted by key.
+  std::vector<std::pair<std::string, uint32_t>> key_weights;
+  int64_t aging_ms = 0;  // a ready task gains a priority level per aging_ms waited; 0: off
 
   bool operator==(const QueueConfig&) const = default;
 };
@@ -57,6 +84,11 @@ struct QueueConfigPatch {
   std::optional<bool> paused;
   // Set: the push config is replaced as a whole (nullopt inside: push removed).
   std::optional<std::optional<PushConfig>> push;
+  std::optional<std::optional<RateLimit>> rate_limit;          // nullopt inside: removed
+  std::optional<std::optional<ConcurrencyLimit>> concurrency;  // nullopt inside: removed
+  std::optional<bool> fair_by_key;
+  std::optional<std::vector<std::pair<std::string, uint32_t>>> key_weights;
+  std::optional<int64_t> aging_ms;
 
   void ApplyTo(QueueConfig& config) const;
 };

@@ -69,6 +69,7 @@ TaskPtr NewTask(Task&& fields, const std::string_view* payload) {
 }
 
 void TaskDeleter::operator()(Task* task) const {
+  ReadyIndex::Release(task->key);
   task->~Task();
   ::operator delete(task);
 }
@@ -96,6 +97,7 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.progress = task.progress();
   v.errors = task.errors();
   v.idempotency_key = task.idempotency_key();
+  if (task.key != nullptr) v.key = task.key->name;
   v.releases = task.releases();
   v.buries = task.buries();
   v.kicks = task.kicks();
@@ -110,6 +112,7 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
 TaskView ViewOf(const StoredTask& stored) {
   TaskView v = ViewOf(stored.task, stored.queue, /*with_token=*/false);
   v.payload = stored.payload;
+  v.key = stored.key;
   return v;
 }
 

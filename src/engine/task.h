@@ -38,6 +38,7 @@ struct TaskError {
 };
 
 class Queue;
+struct KeyState;
 
 // What most queued tasks never have: allocated on the first write of any of it (a lease,
 // an ack, an error, a deadline), so that a plain queued task pays one pointer for all of it.
@@ -82,10 +83,13 @@ class InlinePayloadMark {
 
 // Hot fields inline (what ordering, leasing and timers read of a queued task), cold ones
 // behind `cold_`, and the payload's bytes right after the struct in the same allocation
-// (NewTask) or, past --payload-cache-bytes, only in storage. 80 bytes plus the payload.
+// (NewTask) or, past --payload-cache-bytes, only in storage. 88 bytes plus the payload.
 struct Task {
   uint64_t id = 0;
   Queue* queue = nullptr;  // owned by the same Engine; outlives its tasks
+  // The task's key (flow control), interned by its queue's ReadyIndex and held until the
+  // task is deleted; null: no key.
+  KeyState* key = nullptr;
   int64_t created_at = 0;
   int64_t run_at = 0;
   int64_t ready_at = 0;  // when it last became ready: the second key of the order
@@ -99,6 +103,8 @@ struct Task {
   TaskState state = TaskState::kReady;
   DeadReason dead_reason = DeadReason::kNone;
   bool published = false;  // its creation is durable: indexed, visible (Engine)
+  // Scheduled by a nack that paused its key until run_at: a restart pauses the key again.
+  bool pauses_key = false;
   // Which delta records storage holds for it (bits of StoredDelta); kept by the journal on
   // the shard's thread, so that a full write or a removal deletes only those.
   mutable uint8_t stored_deltas = 0;

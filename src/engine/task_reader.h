@@ -18,6 +18,7 @@ struct StoredTask {
   Task task;
   std::string queue;
   std::string payload;
+  std::string key;  // the task's flow-control key (task.key is null); empty: none
 };
 
 class TaskReader {

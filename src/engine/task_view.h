@@ -32,6 +32,7 @@ struct TaskView {
   std::string progress;  // as given with an extend; empty: none
   std::vector<TaskError> errors;
   std::string idempotency_key;
+  std::string key;        // flow control's key; empty: none
   uint32_t releases = 0;  // job commands on the task (beanstalkd's stats-job)
   uint32_t buries = 0;
   uint32_t kicks = 0;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/queue.h"
+#include "engine/ready_index.h"
 #include "storage/binary_codec.h"
 
 namespace conveyor {
@@ -38,6 +39,8 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Varint(t.releases());
   w.Varint(t.buries());
   w.Varint(t.kicks());
+  w.Bytes(t.key != nullptr ? std::string_view(t.key->name) : std::string_view());
+  w.Byte(t.pauses_key ? 1 : 0);
 }
 
 bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
@@ -109,6 +112,11 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
       t.cold().kicks = static_cast<uint32_t>(kicks);
     }
   }
+  if (version >= 5) {
+    uint8_t pauses;
+    if (!r.Bytes(out.key) || !r.Byte(pauses)) return false;
+    t.pauses_key = pauses != 0;
+  }
   return r.done();
 }
 
@@ -124,6 +132,7 @@ void EncodeStateDelta(const Task& t, std::string& out) {
   w.Bytes(t.lease_token());
   w.Bytes(t.lease_worker());
   w.Signed(t.lease_expires_at());
+  w.Byte(t.pauses_key ? 1 : 0);
 }
 
 bool ApplyStateDelta(std::string_view in, Task& t) {
@@ -132,11 +141,14 @@ bool ApplyStateDelta(std::string_view in, Task& t) {
   uint64_t attempts;
   int64_t run_at, ready_at, finished_at, expires_at;
   std::string token, worker;
-  if (!r.Byte(version) || version != kStateDeltaVersion || !r.Byte(state) || !r.Byte(reason) ||
-      !r.Varint(attempts) || !r.Signed(run_at) || !r.Signed(ready_at) || !r.Signed(finished_at) ||
-      !r.Bytes(token) || !r.Bytes(worker) || !r.Signed(expires_at) || !r.done()) {
+  uint8_t pauses = 0;
+  if (!r.Byte(version) || version < 1 || version > kStateDeltaVersion || !r.Byte(state) ||
+      !r.Byte(reason) || !r.Varint(attempts) || !r.Signed(run_at) || !r.Signed(ready_at) ||
+      !r.Signed(finished_at) || !r.Bytes(token) || !r.Bytes(worker) || !r.Signed(expires_at) ||
+      (version >= 2 && !r.Byte(pauses)) || !r.done()) {
     return false;
   }
+  t.pauses_key = pauses != 0;
   if (state >= kTaskStateCount || reason > static_cast<uint8_t>(DeadReason::kBuried)) return false;
   t.state = static_cast<TaskState>(state);
   t.dead_reason = static_cast<DeadReason>(reason);
@@ -214,6 +226,25 @@ void EncodeQueueConfig(const QueueConfig& c, std::string& out) {
     w.Varint(p.breaker_failures);
     w.Signed(p.breaker_cooldown_ms);
   }
+  // Version 3: flow control.
+  w.Byte(c.rate_limit ? 1 : 0);
+  if (c.rate_limit) {
+    w.Varint(std::bit_cast<uint64_t>(c.rate_limit->per_second));
+    w.Varint(c.rate_limit->burst);
+    w.Byte(c.rate_limit->per_key ? 1 : 0);
+  }
+  w.Byte(c.concurrency ? 1 : 0);
+  if (c.concurrency) {
+    w.Varint(c.concurrency->max);
+    w.Varint(c.concurrency->per_key);
+  }
+  w.Byte(c.fair_by_key ? 1 : 0);
+  w.Varint(c.key_weights.size());
+  for (const auto& [key, weight] : c.key_weights) {
+    w.Bytes(key);
+    w.Varint(weight);
+  }
+  w.Signed(c.aging_ms);
 }
 
 namespace {
@@ -239,6 +270,39 @@ bool DecodePushConfig(BinaryReader& r, PushConfig& p) {
   return true;
 }
 
+bool DecodeFlowConfig(BinaryReader& r, QueueConfig& c) {
+  uint8_t has_rate, has_concurrency, fair;
+  if (!r.Byte(has_rate)) return false;
+  if (has_rate != 0) {
+    uint64_t rate_bits, burst;
+    uint8_t per_key;
+    if (!r.Varint(rate_bits) || !r.Varint(burst) || !r.Byte(per_key) || burst > UINT32_MAX) {
+      return false;
+    }
+    c.rate_limit = RateLimit{std::bit_cast<double>(rate_bits), static_cast<uint32_t>(burst),
+                             per_key != 0};
+    if (!(c.rate_limit->per_second > 0)) return false;
+  }
+  if (!r.Byte(has_concurrency)) return false;
+  if (has_concurrency != 0) {
+    uint64_t max, per_key;
+    if (!r.Varint(max) || !r.Varint(per_key) || max > UINT32_MAX || per_key > UINT32_MAX) {
+      return false;
+    }
+    c.concurrency = ConcurrencyLimit{static_cast<uint32_t>(max), static_cast<uint32_t>(per_key)};
+  }
+  uint64_t weights;
+  if (!r.Byte(fair) || !r.Varint(weights) || weights > 100000) return false;
+  c.fair_by_key = fair != 0;
+  c.key_weights.resize(weights);
+  for (auto& [key, weight] : c.key_weights) {
+    uint64_t w;
+    if (!r.Bytes(key) || !r.Varint(w) || w > UINT32_MAX) return false;
+    weight = static_cast<uint32_t>(w);
+  }
+  return r.Signed(c.aging_ms);
+}
+
 }  // namespace
 
 bool DecodeQueueConfig(std::string_view in, QueueConfig& c) {
@@ -257,6 +321,12 @@ bool DecodeQueueConfig(std::string_view in, QueueConfig& c) {
     if (!r.Byte(has_push)) return false;
     if (has_push != 0 && !DecodePushConfig(r, c.push.emplace())) return false;
   }
+  c.rate_limit.reset();
+  c.concurrency.reset();
+  c.fair_by_key = false;
+  c.key_weights.clear();
+  c.aging_ms = 0;
+  if (version >= 3 && !DecodeFlowConfig(r, c)) return false;
   if (!r.done()) return false;
   c.max_attempts = static_cast<uint32_t>(max_attempts);
   c.backoff.factor = std::bit_cast<double>(factor_bits);

@@ -16,8 +16,10 @@ namespace conveyor {
 // Version 2 added the payload kind; version 3 moved result and progress to records of
 // their own (deltas family); version 4 added the release, bury and kick counts. Older
 // versions still load (1 and 2 with result and progress inline; counts 0 before 4).
-inline constexpr uint8_t kTaskRecordVersion = 4;
-inline constexpr uint8_t kStateDeltaVersion = 1;
+// Version 5 added the flow-control key and whether the task pauses it (a held nack).
+inline constexpr uint8_t kTaskRecordVersion = 5;
+// Version 2 added whether the task pauses its key.
+inline constexpr uint8_t kStateDeltaVersion = 2;
 
 // Keys of the `deltas` family: the task id (big-endian) and one tag byte, so a task's
 // deltas sort together and after its id. A state delta supersedes the state fields of the
@@ -27,8 +29,8 @@ inline constexpr char kResultTag = 'r';
 inline constexpr char kProgressTag = 'p';
 std::string DeltaKey(uint64_t id, char tag);
 bool ParseDeltaKey(std::string_view key, uint64_t& id, char& tag);
-// Version 2 added the push config; version 1 (without) still loads.
-inline constexpr uint8_t kQueueRecordVersion = 2;
+// Version 2 added the push config, version 3 flow control; older ones still load.
+inline constexpr uint8_t kQueueRecordVersion = 3;
 
 // The task record: everything but the payload, the result and the progress.
 void EncodeTaskMeta(const Task& task, std::string& out);
