@@ -82,6 +82,14 @@ Error DecodeNackBody(std::string_view body, const Limits& limits, NackCall& out)
   if (auto e = f.String("error", limits.max_body_bytes, message); !e.ok()) return e;
   if (auto e = f.Int("retry_in_ms", 0, kMaxDelayMs, out.retry_in_ms); !e.ok()) return e;
   if (auto e = f.Bool("dead", dead); !e.ok()) return e;
+  if (auto e = f.Int("retry_at", 0, kMaxEpochMs, out.retry_at); !e.ok()) return e;
+  if (auto e = f.Int("pause_key_ms", 0, kMaxDelayMs, out.pause_key_ms); !e.ok()) return e;
+  if ((out.retry_at || out.pause_key_ms) && dead.value_or(false)) {
+    return f.Invalid("dead", "cannot be given together with retry_at or pause_key_ms");
+  }
+  if (out.retry_at && out.retry_in_ms) {
+    return f.Invalid("retry_at", "cannot be given together with retry_in_ms");
+  }
   out.message = message.value_or("");
   out.dead = dead.value_or(false);
   return {};

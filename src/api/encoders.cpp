@@ -70,6 +70,12 @@ void AppendTaskJson(std::string& out, const TaskView& task) {
   } else {
     w.String(task.idempotency_key);
   }
+  w.Key("key");
+  if (task.key.empty()) {
+    w.Null();
+  } else {
+    w.String(task.key);
+  }
   if (task.state == TaskState::kLeased) {
     w.Key("lease").BeginObject();
     if (!task.lease_token.empty()) w.Field("token", std::string_view(task.lease_token));
@@ -79,6 +85,65 @@ void AppendTaskJson(std::string& out, const TaskView& task) {
   }
   w.EndObject();
 }
+
+namespace {
+
+void AppendFlowConfig(JsonWriter& w, const QueueConfig& config) {
+  w.Key("rate_limit");
+  if (!config.rate_limit) {
+    w.Null();
+  } else {
+    w.BeginObject();
+    w.Key("per_second").Double(config.rate_limit->per_second);
+    w.Field("burst", config.rate_limit->burst);
+    w.Field("per_key", config.rate_limit->per_key);
+    w.EndObject();
+  }
+  w.Key("concurrency");
+  if (!config.concurrency) {
+    w.Null();
+  } else {
+    w.BeginObject();
+    w.Field("max", config.concurrency->max);
+    w.Field("per_key", config.concurrency->per_key);
+    w.EndObject();
+  }
+  w.Field("fairness", std::string_view(config.fair_by_key ? "key" : "none"));
+  w.Key("key_weights").BeginObject();
+  for (const auto& [key, weight] : config.key_weights) w.Field(key, weight);
+  w.EndObject();
+  w.Field("aging_ms", config.aging_ms);
+}
+
+void AppendFlowStats(JsonWriter& w, const FlowSnapshot& f) {
+  w.Key("flow").BeginObject();
+  w.Field("keys", f.keys);
+  w.Field("leased", f.leased);
+  w.Key("held").BeginObject();
+  w.Field("rate", f.held_by_rate);
+  w.Field("concurrency", f.held_by_concurrency);
+  w.Field("paused_key", f.held_by_pause);
+  w.EndObject();
+  w.Field("paused_keys", f.paused_keys);
+  w.Key("tokens");
+  if (f.tokens < 0) {
+    w.Null();
+  } else {
+    w.Double(f.tokens);
+  }
+  w.Key("top_keys").BeginArray();
+  for (const auto& k : f.top_keys) {
+    w.BeginObject();
+    w.Field("key", std::string_view(k.key));
+    w.Field("ready", k.ready);
+    w.Field("leased", k.leased);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+}
+
+}  // namespace
 
 void AppendQueueConfigJson(std::string& out, const QueueConfig& config) {
   JsonWriter w(out);
@@ -119,6 +184,7 @@ void AppendQueueConfigJson(std::string& out, const QueueConfig& config) {
     w.EndObject();
     w.EndObject();
   }
+  AppendFlowConfig(w, config);
   w.EndObject();
 }
 
@@ -137,7 +203,9 @@ void AppendQueueStatsJson(std::string& out, const QueueSnapshot& s, std::string_
   w.Field("nacked", s.totals.nacked);
   w.Field("expired", s.totals.expired);
   w.Field("dead", s.totals.dead);
+  w.Field("deferred", s.totals.deferred);
   w.EndObject();
+  AppendFlowStats(w, s.flow);
   std::string config;
   AppendQueueConfigJson(config, s.config);
   w.Key("config").Raw(config);

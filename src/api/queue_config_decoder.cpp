@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "api/flow_config_decoder.h"
 #include "api/request_fields.h"
 #include "api/task_spec_decoder.h"
 #include "common/url.h"
@@ -131,7 +132,9 @@ Error DecodeQueueConfigPatch(std::string_view body, const Limits& limits, QueueC
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be a JSON object"};
   if (auto e = CheckKnown(
-          root, {"max_attempts", "lease_ms", "backoff", "retention_ms", "paused", "push", "name"},
+          root,
+          {"max_attempts", "lease_ms", "backoff", "retention_ms", "paused", "push", "name",
+           "rate_limit", "concurrency", "fairness", "key_weights", "aging_ms"},
           "");
       !e.ok()) {
     return e;
@@ -155,6 +158,7 @@ Error DecodeQueueConfigPatch(std::string_view body, const Limits& limits, QueueC
     if (auto e = b.Int("max_ms", 0, kMaxDelayMs, out.backoff_max_ms); !e.ok()) return e;
     if (auto e = b.Bool("jitter", out.backoff_jitter); !e.ok()) return e;
   }
+  if (auto e = DecodeFlowConfig(f, out); !e.ok()) return e;
   if (JsonValue push = f.Member("push")) {
     if (push.is_null()) {
       out.push.emplace(std::nullopt);

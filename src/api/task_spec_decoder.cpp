@@ -10,7 +10,7 @@ namespace {
 // The members of a task spec, found in one walk over the object (unknown keys are
 // ignored, as SPEC.md's forward compatibility asks).
 struct SpecMembers {
-  JsonValue payload, priority, delay_ms, run_at, deadline, max_attempts, lease_ms, key;
+  JsonValue payload, priority, delay_ms, run_at, deadline, max_attempts, lease_ms, idem, key;
 
   explicit SpecMembers(JsonValue object) {
     for (JsonValue m = object.first(); m; m = m.next()) {
@@ -29,7 +29,8 @@ struct SpecMembers {
     if (k == "deadline") return &deadline;
     if (k == "max_attempts") return &max_attempts;
     if (k == "lease_ms") return &lease_ms;
-    if (k == "idempotency_key") return &key;
+    if (k == "idempotency_key") return &idem;
+    if (k == "key") return &key;
     return nullptr;
   }
 };
@@ -48,7 +49,7 @@ Error DecodeSpec(JsonValue value, const Limits& limits, int64_t index, TaskSpec&
   out.payload.assign(m.payload.raw());
 
   std::optional<int64_t> priority, delay_ms, run_at, deadline, max_attempts, lease_ms;
-  std::optional<std::string> key;
+  std::optional<std::string> key, flow_key;
   if (auto e = f.Int("priority", m.priority, std::numeric_limits<int32_t>::min(),
                      std::numeric_limits<int32_t>::max(), priority);
       !e.ok())
@@ -60,9 +61,10 @@ Error DecodeSpec(JsonValue value, const Limits& limits, int64_t index, TaskSpec&
     return e;
   }
   if (auto e = f.Int("lease_ms", m.lease_ms, 1, limits.max_lease_ms, lease_ms); !e.ok()) return e;
-  if (auto e = f.String("idempotency_key", m.key, kMaxIdempotencyKeyBytes, key); !e.ok()) {
+  if (auto e = f.String("idempotency_key", m.idem, kMaxIdempotencyKeyBytes, key); !e.ok()) {
     return e;
   }
+  if (auto e = f.String("key", m.key, kMaxFlowKeyBytes, flow_key); !e.ok()) return e;
   if (delay_ms && run_at) return f.Invalid("run_at", "cannot be given together with delay_ms");
   if (key && key->empty()) return f.Invalid("idempotency_key", "must not be empty");
 
@@ -73,6 +75,7 @@ Error DecodeSpec(JsonValue value, const Limits& limits, int64_t index, TaskSpec&
   if (max_attempts) out.max_attempts = static_cast<uint32_t>(*max_attempts);
   out.lease_ms = lease_ms.value_or(0);
   out.idempotency_key = key.value_or("");
+  out.key = flow_key.value_or("");  // "" is no key
   return {};
 }
 

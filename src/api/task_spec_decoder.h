@@ -16,6 +16,7 @@ namespace conveyor {
 inline constexpr int64_t kMaxEpochMs = 253'402'300'799'999;
 inline constexpr int64_t kMaxDelayMs = 10LL * 365 * 24 * 3600 * 1000;  // ten years
 inline constexpr size_t kMaxIdempotencyKeyBytes = 1024;
+inline constexpr size_t kMaxFlowKeyBytes = 128;  // a task's flow-control key
 
 struct EnqueueBody {
   std::vector<TaskSpec> specs;

@@ -46,11 +46,11 @@ struct RateLimit {
   bool operator==(const RateLimit&) const = default;
 };
 
-// concurrency: at most `max` tasks of the queue leased at once, and at most `per_key` of
-// one key (0: no such limit).
+// concurrency: at most `max` tasks leased at once: of the whole queue, or with per_key of
+// any one key.
 struct ConcurrencyLimit {
-  uint32_t max = 0;
-  uint32_t per_key = 0;
+  uint32_t max = 1;
+  bool per_key = false;
 
   bool operator==(const ConcurrencyLimit&) const = default;
 };

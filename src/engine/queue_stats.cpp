@@ -13,6 +13,7 @@ QueueSnapshot SnapshotOf(const Queue& queue) {
   s.urgent = queue.urgent();
   s.pause_ms = queue.pause_ms();
   s.pause_until_mono = queue.pause_until();
+  s.flow = queue.ready().Snapshot(kTopKeysShown);
   return s;
 }
 

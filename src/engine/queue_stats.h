@@ -10,6 +10,9 @@
 
 namespace conveyor {
 
+// The busiest keys of a queue shown in its stats and /metrics (a cardinality cap).
+inline constexpr size_t kTopKeysShown = 20;
+
 struct QueueSnapshot {
   std::string name;
   std::array<uint64_t, kTaskStateCount> counts{};
@@ -22,6 +25,7 @@ struct QueueSnapshot {
   uint64_t urgent = 0;   // ready tasks above kUrgentBelowPriority (beanstalkd's urgent jobs)
   int64_t pause_ms = 0;  // a timed pause's length (PauseQueue); 0: none
   int64_t pause_until_mono = 0;  // its end on the monotonic clock
+  FlowSnapshot flow;             // flow control: keys, tasks held back, the busiest keys
 };
 
 QueueSnapshot SnapshotOf(const Queue& queue);

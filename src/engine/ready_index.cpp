@@ -72,8 +72,8 @@ void ReadyIndex::Configure(const QueueConfig& config) {
   const int64_t now = clock_.MonoMs();
   const bool reorder = config.aging_ms != aging_ms_ || config.fair_by_key != fair_;
   rate_ = config.rate_limit;
-  max_ = config.concurrency ? config.concurrency->max : 0;
-  per_key_max_ = config.concurrency ? config.concurrency->per_key : 0;
+  max_ = config.concurrency && !config.concurrency->per_key ? config.concurrency->max : 0;
+  per_key_max_ = config.concurrency && config.concurrency->per_key ? config.concurrency->max : 0;
   fair_ = config.fair_by_key;
   aging_ms_ = config.aging_ms;
   weights_.clear();
@@ -251,10 +251,10 @@ void ReadyIndex::Refresh(int64_t now) {
 }
 
 const Task* ReadyIndex::Next() {
-  if (size_ == 0) return nullptr;
   const int64_t now = clock_.MonoMs();
-  Refresh(now);
   if (!idle_.empty()) CollectIdle(now, 8);
+  if (size_ == 0) return nullptr;
+  Refresh(now);
   if (max_ > 0 && leased_ >= max_) return nullptr;
   if (rate_ && !rate_->per_key && !bucket_.Has(now)) return nullptr;
   if (eligible_.empty()) return nullptr;
@@ -307,20 +307,23 @@ const Task* ReadyIndex::AnyHead() {
   return best;
 }
 
-FlowSnapshot ReadyIndex::Snapshot(size_t top_keys) {
+FlowSnapshot ReadyIndex::Snapshot(size_t top_keys) const {
   const int64_t now = clock_.MonoMs();
-  Refresh(now);
   FlowSnapshot s;
   s.keys = keys_.size();
   s.leased = leased_;
-  if (rate_ && !rate_->per_key) s.tokens = bucket_.tokens(now);
-  const bool queue_held =
-      (max_ > 0 && leased_ >= max_) || (rate_ && !rate_->per_key && !bucket_.Has(now));
+  if (rate_ && !rate_->per_key) s.tokens = bucket_.Peek(now);
+  const bool queue_rate_held = rate_ && !rate_->per_key && bucket_.Peek(now) < 1 - 1e-9;
+  const bool queue_held = (max_ > 0 && leased_ >= max_) || queue_rate_held;
   std::vector<FlowSnapshot::KeyGauge> gauges;
   auto count = [&](const KeyState& k) {
     const uint64_t ready = k.ready.size();
     if (k.paused_until > now) ++s.paused_keys;
-    switch (k.place) {
+    // A key whose wait is over by now is eligible at the next lease.
+    const KeyState::Place place = k.place == KeyState::Place::kWaiting && k.wait_due <= now
+                                      ? KeyState::Place::kEligible
+                                      : k.place;
+    switch (place) {
       case KeyState::Place::kWaiting:
         (k.held_by_rate ? s.held_by_rate : s.held_by_pause) += ready;
         break;
@@ -329,7 +332,7 @@ FlowSnapshot ReadyIndex::Snapshot(size_t top_keys) {
         break;
       case KeyState::Place::kEligible:
         if (queue_held) {
-          (max_ > 0 && leased_ >= max_ ? s.held_by_concurrency : s.held_by_rate) += ready;
+          (queue_rate_held ? s.held_by_rate : s.held_by_concurrency) += ready;
         }
         break;
       default:

@@ -130,7 +130,7 @@ class ReadyIndex {
   // The first ready task in lease order whatever the limits (beanstalkd's peek-ready).
   const Task* AnyHead();
   bool limits_concurrency() const { return max_ > 0 || per_key_max_ > 0; }
-  FlowSnapshot Snapshot(size_t top_keys);
+  FlowSnapshot Snapshot(size_t top_keys) const;
 
  private:
   static constexpr uint64_t kStride = 1 << 20;

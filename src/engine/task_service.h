@@ -31,6 +31,10 @@ struct NackCall {
   std::string message;
   std::optional<int64_t> retry_in_ms;
   bool dead = false;
+  // "The remote told me to wait" (flow control): the task's key is paused until retry_at
+  // (epoch ms) or for pause_key_ms, the task runs again then, the attempt not counted.
+  std::optional<int64_t> retry_at;
+  std::optional<int64_t> pause_key_ms;
 };
 
 struct ExtendCall {

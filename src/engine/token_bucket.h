@@ -40,9 +40,10 @@ class TokenBucket {
     Refill(now);
     return tokens_ >= burst_ - kSlack;
   }
-  double tokens(int64_t now) {
-    Refill(now);
-    return tokens_;
+  // The tokens there are at `now`, without changing the bucket.
+  double Peek(int64_t now) const {
+    if (now <= at_) return tokens_;
+    return std::min(burst_, tokens_ + static_cast<double>(now - at_) * rate_per_ms_);
   }
 
  private:

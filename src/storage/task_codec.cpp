@@ -236,7 +236,7 @@ void EncodeQueueConfig(const QueueConfig& c, std::string& out) {
   w.Byte(c.concurrency ? 1 : 0);
   if (c.concurrency) {
     w.Varint(c.concurrency->max);
-    w.Varint(c.concurrency->per_key);
+    w.Byte(c.concurrency->per_key ? 1 : 0);
   }
   w.Byte(c.fair_by_key ? 1 : 0);
   w.Varint(c.key_weights.size());
@@ -285,11 +285,10 @@ bool DecodeFlowConfig(BinaryReader& r, QueueConfig& c) {
   }
   if (!r.Byte(has_concurrency)) return false;
   if (has_concurrency != 0) {
-    uint64_t max, per_key;
-    if (!r.Varint(max) || !r.Varint(per_key) || max > UINT32_MAX || per_key > UINT32_MAX) {
-      return false;
-    }
-    c.concurrency = ConcurrencyLimit{static_cast<uint32_t>(max), static_cast<uint32_t>(per_key)};
+    uint64_t max;
+    uint8_t per_key;
+    if (!r.Varint(max) || !r.Byte(per_key) || max == 0 || max > UINT32_MAX) return false;
+    c.concurrency = ConcurrencyLimit{static_cast<uint32_t>(max), per_key != 0};
   }
   uint64_t weights;
   if (!r.Byte(fair) || !r.Varint(weights) || weights > 100000) return false;
