@@ -32,6 +32,48 @@ void Gauge(std::string& out, const char* name, const char* help, size_t value) {
   out += std::string(name) + " " + std::to_string(value) + "\n";
 }
 
+// A label value in the text format: backslash, double quote and line feed escaped.
+std::string LabelValue(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// Flow control: tasks held back by reason, keys known, and the busiest keys of each queue
+// (at most kTopKeysShown a queue: a cap on the series' cardinality).
+void AppendFlowMetrics(std::string& out, const std::vector<QueueSnapshot>& queues) {
+  Header(out, "conveyor_queue_held_tasks", "gauge",
+         "Ready tasks that flow control holds back now, by reason.");
+  for (const auto& q : queues) {
+    const std::string label = "conveyor_queue_held_tasks{" + QueueLabel(q) + ",reason=\"";
+    out += label + "rate\"} " + std::to_string(q.flow.held_by_rate) + "\n";
+    out += label + "concurrency\"} " + std::to_string(q.flow.held_by_concurrency) + "\n";
+    out += label + "paused_key\"} " + std::to_string(q.flow.held_by_pause) + "\n";
+  }
+  Header(out, "conveyor_queue_keys", "gauge", "Keys the queue knows (tasks, or limits to keep).");
+  for (const auto& q : queues) {
+    out += "conveyor_queue_keys{" + QueueLabel(q) + "} " + std::to_string(q.flow.keys) + "\n";
+  }
+  Header(out, "conveyor_key_tasks", "gauge",
+         "Ready and leased tasks of the busiest keys of each queue (20 at most a queue).");
+  for (const auto& q : queues) {
+    for (const auto& k : q.flow.top_keys) {
+      const std::string label =
+          "conveyor_key_tasks{" + QueueLabel(q) + ",key=\"" + LabelValue(k.key) + "\",state=\"";
+      out += label + "ready\"} " + std::to_string(k.ready) + "\n";
+      out += label + "leased\"} " + std::to_string(k.leased) + "\n";
+    }
+  }
+}
+
 }  // namespace
 
 std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queues,
@@ -60,6 +102,9 @@ std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queu
   Counter(out, queues, "conveyor_tasks_expired_total", "Leases that expired.",
           &QueueTotals::expired);
   Counter(out, queues, "conveyor_tasks_dead_total", "Tasks that became dead.", &QueueTotals::dead);
+  Counter(out, queues, "conveyor_tasks_deferred_total",
+          "Nacks that paused their key (retry_at, pause_key_ms): not failures.",
+          &QueueTotals::deferred);
 
   Header(out, "conveyor_queue_tasks", "gauge", "Tasks in the queue by state.");
   for (const auto& q : queues) {
@@ -85,6 +130,7 @@ std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queu
     out += "conveyor_ready_wait_seconds_count{" + QueueLabel(q) + "} " +
            std::to_string(cumulative) + "\n";
   }
+  AppendFlowMetrics(out, queues);
   http.AppendPrometheus(out);
   return out;
 }

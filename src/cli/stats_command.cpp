@@ -53,6 +53,47 @@ void PrintPush(const json::array& queues) {
   }
 }
 
+// Flow control: the queues with limits, fairness or keys, and what is held back now.
+void PrintFlow(const json::array& queues) {
+  bool header = false;
+  for (const json::value& q : queues) {
+    if (!q.is_object()) continue;
+    const json::value* flow = q.as_object().if_contains("flow");
+    const json::value* config = q.as_object().if_contains("config");
+    if (flow == nullptr || !flow->is_object() || config == nullptr || !config->is_object()) {
+      continue;
+    }
+    const json::object& c = config->as_object();
+    auto set = [&c](const char* key) {
+      const json::value* v = c.if_contains(key);
+      return v != nullptr && !v->is_null();
+    };
+    const json::value* fairness = c.if_contains("fairness");
+    const bool fair = fairness && fairness->is_string() && fairness->as_string() == "key";
+    if (!set("rate_limit") && !set("concurrency") && !fair && Count(q, "flow", "keys") == 0) {
+      continue;
+    }
+    if (!header) {
+      std::printf("\n%-24s %8s %8s %10s %12s %11s %9s\n", "FLOW QUEUE", "KEYS", "LEASED",
+                  "HELD_RATE", "HELD_CONCUR", "PAUSED_KEYS", "DEFERRED");
+      header = true;
+    }
+    const json::value* held = flow->as_object().if_contains("held");
+    auto h = [held](const char* key) -> unsigned long long {
+      if (held == nullptr || !held->is_object()) return 0;
+      const json::value* v = held->as_object().if_contains(key);
+      return v != nullptr && v->is_number() ? v->to_number<uint64_t>() : 0;
+    };
+    const json::value* name = q.as_object().if_contains("name");
+    std::printf("%-24s %8llu %8llu %10llu %12llu %11llu %9llu\n",
+                name && name->is_string() ? name->as_string().c_str() : "?",
+                (unsigned long long)Count(q, "flow", "keys"),
+                (unsigned long long)Count(q, "flow", "leased"), h("rate"), h("concurrency"),
+                (unsigned long long)Count(q, "flow", "paused_keys"),
+                (unsigned long long)Count(q, "totals", "deferred"));
+  }
+}
+
 // The server's request counters: HTTP requests by route (all statuses), beanstalkd
 // commands by command. Nothing when /metrics cannot be read (an older server).
 void PrintTraffic(BlockingHttpClient& client) {
@@ -118,6 +159,7 @@ int RunStats(const StatsOptions& o) {
   }
   if (queues.empty()) std::printf("(no queues yet)\n");
   PrintPush(queues);
+  PrintFlow(queues);
   if (o.queue.empty()) PrintTraffic(client);
   return 0;
 }
