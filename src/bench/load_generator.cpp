@@ -28,14 +28,22 @@ namespace {
 namespace asio = boost::asio;
 
 // The body of one enqueue of n tasks stamped with `sent_us` (µs since the run's start).
-void BuildEnqueueBody(std::string& body, size_t n, int64_t sent_us, const std::string& filler) {
+// With keys > 0 each task carries the next key of `next_key`'s round robin.
+void BuildEnqueueBody(std::string& body, size_t n, int64_t sent_us, const std::string& filler,
+                      size_t keys, std::atomic<uint64_t>& next_key) {
   body.clear();
   auto one = [&] {
     body += "{\"payload\":{\"t\":";
     body += std::to_string(sent_us);
     body += ",\"data\":\"";
     body += filler;
-    body += "\"}}";
+    body += "\"}";
+    if (keys > 0) {
+      body += ",\"key\":\"k";
+      body += std::to_string(next_key.fetch_add(1, std::memory_order_relaxed) % keys);
+      body += '"';
+    }
+    body += '}';
   };
   if (n == 1) {
     one();
@@ -62,7 +70,7 @@ asio::awaitable<void> Produce(Run& run, ConnStats& stats) {
     size_t n = 0;
     SteadyClock::time_point due;
     if (!co_await NextRequest(run, timer, n, due)) break;
-    BuildEnqueueBody(body, n, MicrosSince(run.start, due), filler);
+    BuildEnqueueBody(body, n, MicrosSince(run.start, due), filler, o.keys, run.next_key);
     target = "/v1/queues/" + run.QueueName(run.next_queue.fetch_add(1)) + "/tasks";
     HttpAnswer r = co_await conn.Request("POST", target, body);
     stats.request.Record(MicrosSince(due, SteadyClock::now()));

@@ -29,6 +29,7 @@ struct LoadOptions {
   size_t batch = 1;
   size_t payload_bytes = 100;
   size_t queues = 1;
+  size_t keys = 0;  // > 0: tasks carry keys k0 .. k(keys-1), round robin (flow control)
   double rate = 0;  // tasks/s, open loop; 0: closed loop (as fast as answers come)
   int64_t lease_ms = 30000;
   bool json = false;

@@ -36,6 +36,7 @@ struct Run {
   std::atomic<int64_t> to_send{0};        // tasks producers may still enqueue (--tasks)
   std::atomic<uint64_t> next_request{0};  // open loop: the schedule's next slot
   std::atomic<uint64_t> next_queue{0};    // producers' round robin over the queues
+  std::atomic<uint64_t> next_key{0};      // with --keys: tasks' keys round robin
   std::atomic<uint64_t> enqueued{0};
   std::atomic<uint64_t> consumed{0};  // leased and acked
   std::atomic<uint64_t> requests{0};

@@ -43,6 +43,10 @@ void AddBenchCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("--queues", o->queues, "Queues the tasks go round robin over (QUEUE-0 ...)")
       ->check(CLI::Range(size_t{1}, size_t{100000}))
       ->capture_default_str();
+  cmd->add_option("--keys", o->keys,
+                  "Tasks carry keys k0..k(N-1) round robin (flow control); 0: none")
+      ->check(CLI::Range(size_t{0}, size_t{10000000}))
+      ->capture_default_str();
   cmd->add_option("--queue", o->queue, "Queue name (the prefix with --queues)")
       ->capture_default_str();
   cmd->add_option("--rate", o->rate,
