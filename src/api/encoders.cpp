@@ -76,6 +76,21 @@ void AppendTaskJson(std::string& out, const TaskView& task) {
   } else {
     w.String(task.key);
   }
+  w.Key("unique");
+  if (task.unique_key.empty()) {
+    w.Null();
+  } else {
+    w.BeginObject();
+    w.Field("key", std::string_view(task.unique_key));
+    w.Field("while", std::string_view(task.unique_active ? "active" : "queued"));
+    w.Key("expires_at");
+    if (task.unique_until == kNever) {
+      w.Null();
+    } else {
+      w.Int(task.unique_until);
+    }
+    w.EndObject();
+  }
   if (task.state == TaskState::kLeased) {
     w.Key("lease").BeginObject();
     if (!task.lease_token.empty()) w.Field("token", std::string_view(task.lease_token));

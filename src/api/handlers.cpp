@@ -221,6 +221,7 @@ awaitable<HttpResponse> Api::Enqueue(std::string_view queue, HttpRequest& reques
   const EnqueuedTask& task = result.tasks[0];
   w.Field("id", task.id).Field("state", TaskStateName(task.state));
   if (task.duplicate) w.Field("duplicate", true);
+  if (task.replaced) w.Field("replaced", true);
   w.EndObject();
   co_return JsonResponse(task.duplicate ? 200 : 201, std::move(body));
 }

@@ -10,7 +10,8 @@ namespace {
 // The members of a task spec, found in one walk over the object (unknown keys are
 // ignored, as SPEC.md's forward compatibility asks).
 struct SpecMembers {
-  JsonValue payload, priority, delay_ms, run_at, deadline, max_attempts, lease_ms, idem, key;
+  JsonValue payload, priority, delay_ms, run_at, deadline, max_attempts, lease_ms, idem, key,
+      unique, replace;
 
   explicit SpecMembers(JsonValue object) {
     for (JsonValue m = object.first(); m; m = m.next()) {
@@ -31,9 +32,50 @@ struct SpecMembers {
     if (k == "lease_ms") return &lease_ms;
     if (k == "idempotency_key") return &idem;
     if (k == "key") return &key;
+    if (k == "unique") return &unique;
+    if (k == "replace") return &replace;
     return nullptr;
   }
 };
+
+// `unique: {key, ttl_ms, while: "queued" | "active", replace}`; `replace` may also stand
+// beside it at the top of the spec.
+Error DecodeUnique(const FieldReader& f, const SpecMembers& m, TaskSpec& out) {
+  if (!m.unique || m.unique.is_null()) {
+    if (m.replace && !m.replace.is_null()) return f.Invalid("replace", "needs unique");
+    return {};
+  }
+  if (!m.unique.is_object()) return f.Invalid("unique", "must be an object {key, ttl_ms, while}");
+  const std::string path = f.prefix() + "unique";  // (FieldReader keeps a view of it)
+  FieldReader u(m.unique, path);
+  UniqueSpec& spec = out.unique.emplace();
+  std::optional<std::string> key, mode;
+  std::optional<int64_t> ttl;
+  std::optional<bool> replace;
+  if (auto e = u.String("key", kMaxIdempotencyKeyBytes, key); !e.ok()) return e;
+  if (!key || key->empty()) return u.Invalid("key", "is required (a non-empty string)");
+  if (auto e = u.Int("ttl_ms", 1, kMaxDelayMs, ttl); !e.ok()) return e;
+  if (auto e = u.String("while", 16, mode); !e.ok()) return e;
+  if (mode && *mode != "queued" && *mode != "active") {
+    return u.Invalid("while", "must be \"queued\" or \"active\"");
+  }
+  if (auto e = u.Bool("replace", replace); !e.ok()) return e;
+  if (m.replace && !m.replace.is_null()) {
+    if (!m.replace.is_bool()) return f.Invalid("replace", "must be true or false");
+    replace = replace.value_or(false) || m.replace.boolean();
+  }
+  for (JsonValue member = m.unique.first(); member; member = member.next()) {
+    const std::string k = member.key();
+    if (k != "key" && k != "ttl_ms" && k != "while" && k != "replace") {
+      return u.Invalid(k.substr(0, 64), "is not a setting of unique (key, ttl_ms, while, replace)");
+    }
+  }
+  spec.key = std::move(*key);
+  spec.ttl_ms = ttl.value_or(0);
+  spec.while_active = mode.value_or("queued") == "active";
+  spec.replace = replace.value_or(false);
+  return {};  // (replace with while "active": a leased holder is refused, a queued one replaced)
+}
 
 // index: the spec's place in a batch, or -1 for a single spec.
 Error DecodeSpec(JsonValue value, const Limits& limits, int64_t index, TaskSpec& out) {
@@ -76,7 +118,7 @@ Error DecodeSpec(JsonValue value, const Limits& limits, int64_t index, TaskSpec&
   out.lease_ms = lease_ms.value_or(0);
   out.idempotency_key = key.value_or("");
   out.key = flow_key.value_or("");  // "" is no key
-  return {};
+  return DecodeUnique(f, m, out);
 }
 
 }  // namespace

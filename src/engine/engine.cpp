@@ -157,6 +157,10 @@ void Engine::SetState(Task& task, TaskState state, int64_t now) {
 
 void Engine::OnFinished(Task& task) {
   Queue& queue = *task.queue;
+  if (!task.unique_key().empty()) {
+    auto it = queue.unique().find(task.unique_key());
+    if (it != queue.unique().end() && it->second == task.id) queue.unique().erase(it);
+  }
   queue.finished().emplace_back(task.finished_at(), task.id);
   if (queue.finished().size() == 1) ArmPurge(queue);
   if (reader_ != nullptr) finished_this_command_.push_back(task.id);
@@ -251,7 +255,55 @@ Task Engine::BuildTask(Queue& queue, const TaskSpec& spec, int64_t now) {
     t.set_finished_at(now);
   }
   if (!t.idempotency_key().empty()) queue.idempotency()[t.idempotency_key()] = t.id;
+  if (spec.unique && !IsFinished(t.state)) {
+    TaskCold& cold = t.cold();
+    cold.unique_key = spec.unique->key;
+    cold.unique_until =
+        spec.unique->ttl_ms > 0 ? SaturatingAdd(now, spec.unique->ttl_ms) : kNever;
+    cold.unique_active = spec.unique->while_active;
+    queue.unique()[cold.unique_key] = t.id;
+  }
   return t;
+}
+
+Task* Engine::UniqueHolder(Queue& queue, const TaskSpec& spec, int64_t now) {
+  if (!spec.unique) return nullptr;
+  auto it = queue.unique().find(spec.unique->key);
+  if (it == queue.unique().end()) return nullptr;
+  Task* holder = tasks_.Find(it->second);  // published or not
+  if (holder == nullptr || !holder->HoldsUnique(now)) {
+    queue.unique().erase(it);  // it let go of the key: the new task takes it
+    return nullptr;
+  }
+  return holder;
+}
+
+EnqueuedTask Engine::ReplacePayload(Task& holder, const TaskSpec& spec, int64_t now) {
+  Queue& queue = *holder.queue;
+  const uint64_t id = holder.id;
+  const bool published = holder.published;
+  if (published) queue.Remove(holder);  // its indexes hold the old allocation
+  Task fields = std::move(holder);
+  holder.key = nullptr;  // the key's reference moves with the fields
+  fields.payload_kind = spec.payload_kind;
+  if (spec.delay_ms || spec.run_at) {  // the debounce window starts again
+    fields.run_at = spec.run_at ? *spec.run_at : SaturatingAdd(now, *spec.delay_ms);
+    if (fields.state == TaskState::kReady && fields.run_at > now) {
+      fields.state = TaskState::kScheduled;
+    } else if (fields.state == TaskState::kScheduled && fields.run_at <= now) {
+      fields.state = TaskState::kReady;
+      fields.ready_at = now;
+    }
+  }
+  tasks_.Erase(id);
+  Task& task = tasks_.Insert(MakeTask(std::move(fields), spec.payload));
+  if (published) {
+    queue.Add(task);
+    if (task.state == TaskState::kReady) MarkReady(queue);
+    Rearm(task);
+  }
+  journal_.TaskPayloadChanged(task, spec.payload);
+  return EnqueuedTask{task.id, task.state, true, true};
 }
 
 // Creates the task and journals its creation; it is published (indexed, timed, leasable)
@@ -277,6 +329,14 @@ void Engine::InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, Enqueue
                         std::vector<uint64_t>& created) {
   if (FindDuplicate(queue, spec, out)) {
     shared_.live_tasks.Give();
+    return;
+  }
+  if (Task* holder = UniqueHolder(queue, spec, now)) {
+    shared_.live_tasks.Give();
+    const bool queued =
+        holder->state == TaskState::kScheduled || holder->state == TaskState::kReady;
+    out = spec.unique->replace && queued ? ReplacePayload(*holder, spec, now)
+                                         : EnqueuedTask{holder->id, holder->state, true};
     return;
   }
   Task t = BuildTask(queue, spec, now);
@@ -702,6 +762,10 @@ void Engine::RestoreTask(StoredTask&& stored, const std::string_view* payload,
     shared_.live_tasks.Take();
   }
   if (!t.idempotency_key().empty()) queue.idempotency()[t.idempotency_key()] = t.id;
+  if (!t.unique_key().empty() && !IsFinished(t.state)) {
+    uint64_t& holder = queue.unique()[t.unique_key()];
+    holder = std::max(holder, t.id);  // the newest unfinished task with the key took it
+  }
   Rearm(t);
 }
 

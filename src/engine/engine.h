@@ -36,6 +36,18 @@
 
 namespace conveyor {
 
+// Unique work (docs/API.md "Unique and debounced work"): while a task of the queue with
+// this key is queued (scheduled or ready; with while_active also leased), and for at most
+// ttl_ms after it was enqueued (0: no limit), another enqueue with the key is refused
+// (answered with the first task's id) or, with replace, replaces that task's payload
+// (debounce: the latest wins).
+struct UniqueSpec {
+  std::string key;
+  int64_t ttl_ms = 0;
+  bool while_active = false;
+  bool replace = false;
+};
+
 // A validated task spec (the API layer checked types and ranges).
 struct TaskSpec {
   std::string payload = "null";  // bytes of payload_kind
@@ -48,6 +60,7 @@ struct TaskSpec {
   std::string idempotency_key;
   int64_t lease_ms = 0;  // 0: the queue's
   std::string key;       // flow control's key (≤ 128 bytes); empty: none
+  std::optional<UniqueSpec> unique;
 };
 
 // A nack that says "the remote told me to wait": the task runs again at retry_at (epoch
@@ -62,7 +75,8 @@ struct NackHold {
 struct EnqueuedTask {
   uint64_t id = 0;
   TaskState state = TaskState::kReady;
-  bool duplicate = false;
+  bool duplicate = false;  // an idempotency key or a unique key already held: the first's id
+  bool replaced = false;   // a unique key's replace: the first task took this payload
 };
 
 struct EnqueueResult {
@@ -300,6 +314,10 @@ class Engine {
   Task BuildTask(Queue& queue, const TaskSpec& spec, int64_t now);
   // An idempotency key already used in the queue: `out` is the first task's.
   bool FindDuplicate(Queue& queue, const TaskSpec& spec, EnqueuedTask& out);
+  // The task that holds the spec's unique key now, if any.
+  Task* UniqueHolder(Queue& queue, const TaskSpec& spec, int64_t now);
+  // Debounce: the holder takes the spec's payload (and its run time, when it gives one).
+  EnqueuedTask ReplacePayload(Task& holder, const TaskSpec& spec, int64_t now);
   void InsertTask(Queue& queue, const TaskSpec& spec, int64_t now, EnqueuedTask& out,
                   std::vector<uint64_t>& created);
   // A task not in memory: read from storage (finished, evicted). kNotFound without a

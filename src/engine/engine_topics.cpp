@@ -109,6 +109,11 @@ StageResult Engine::Stage(std::string_view queue_name, const std::vector<TaskSpe
       shared_.live_tasks.Give();
       continue;
     }
+    if (Task* holder = UniqueHolder(queue, specs[i], now)) {  // (an event never replaces)
+      result.tasks[i] = EnqueuedTask{holder->id, holder->state, true};
+      shared_.live_tasks.Give();
+      continue;
+    }
     Task t = BuildTask(queue, specs[i], now);
     result.staged.push_back(StagedTask{RecordOf(t), queue.name(), specs[i].payload, specs[i].key});
     Task& task = tasks_.Insert(MakeTask(std::move(t), specs[i].payload));

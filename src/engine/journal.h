@@ -24,6 +24,10 @@ class Journal {
   // A new task: the first record of it, and the only one that carries its payload.
   // The payload's bytes come apart: the task may keep none of them in memory.
   virtual void TaskCreated(const Task& task, std::string_view /*payload*/) { TaskChanged(task); }
+  // A debounce replaced the payload of a queued task: the payload and the record again.
+  virtual void TaskPayloadChanged(const Task& task, std::string_view /*payload*/) {
+    TaskChanged(task);
+  }
   // Any change: the task's record is written again (errors included).
   virtual void TaskChanged(const Task& task) = 0;
   // A change of state fields only (state, attempts, times, the lease): lease, extend,

@@ -131,6 +131,8 @@ class Queue {
   const QueueTotals& totals() const { return totals_; }
 
   absl::flat_hash_map<std::string, uint64_t>& idempotency() { return idempotency_; }
+  // Unique keys and the task that last took each (it holds it while Task::HoldsUnique).
+  absl::flat_hash_map<std::string, uint64_t>& unique() { return unique_; }
   // Ids of the lease waits parked on this queue, oldest first (the Engine owns the waits).
   std::list<uint64_t>& waiters() { return waiters_; }
 
@@ -157,6 +159,7 @@ class Queue {
   int64_t pause_ms_ = 0;
   QueueTotals totals_;
   absl::flat_hash_map<std::string, uint64_t> idempotency_;
+  absl::flat_hash_map<std::string, uint64_t> unique_;
   std::list<uint64_t> waiters_;
   std::array<uint64_t, kWaitBucketsMs.size() + 1> wait_buckets_{};
   int64_t wait_sum_ms_ = 0;

@@ -98,6 +98,9 @@ TaskView ViewOf(const Task& task, std::string_view queue, bool with_token) {
   v.errors = task.errors();
   v.idempotency_key = task.idempotency_key();
   if (task.key != nullptr) v.key = task.key->name;
+  v.unique_key = task.unique_key();
+  v.unique_until = task.unique_until();
+  v.unique_active = task.unique_active();
   v.releases = task.releases();
   v.buries = task.buries();
   v.kicks = task.kicks();

@@ -60,6 +60,10 @@ struct TaskCold {
   uint32_t releases = 0;
   uint32_t buries = 0;
   uint32_t kicks = 0;
+  // Unique work: the key this task holds while queued (or active), until unique_until.
+  std::string unique_key;
+  int64_t unique_until = kNever;
+  bool unique_active = false;  // while "active": leased tasks hold it too
 };
 
 enum StoredDelta : uint8_t { kStateDeltaStored = 1, kResultStored = 2, kProgressStored = 4 };
@@ -130,6 +134,15 @@ struct Task {
   uint32_t releases() const { return cold_ ? cold_->releases : 0; }
   uint32_t buries() const { return cold_ ? cold_->buries : 0; }
   uint32_t kicks() const { return cold_ ? cold_->kicks : 0; }
+  const std::string& unique_key() const { return cold_ ? cold_->unique_key : Empty(); }
+  int64_t unique_until() const { return cold_ ? cold_->unique_until : kNever; }
+  bool unique_active() const { return cold_ ? cold_->unique_active : false; }
+  // Whether this task holds its unique key at `now` (epoch ms).
+  bool HoldsUnique(int64_t now) const {
+    if (!cold_ || cold_->unique_key.empty() || now >= cold_->unique_until) return false;
+    return state == TaskState::kScheduled || state == TaskState::kReady ||
+           (cold_->unique_active && state == TaskState::kLeased);
+  }
   // Setters that leave a default value unallocated.
   void set_deadline(int64_t v) {
     if (cold_ || v != kNever) cold().deadline = v;

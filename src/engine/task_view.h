@@ -33,6 +33,9 @@ struct TaskView {
   std::vector<TaskError> errors;
   std::string idempotency_key;
   std::string key;        // flow control's key; empty: none
+  std::string unique_key;  // unique work; empty: none
+  int64_t unique_until = kNever;
+  bool unique_active = false;
   uint32_t releases = 0;  // job commands on the task (beanstalkd's stats-job)
   uint32_t buries = 0;
   uint32_t kicks = 0;

@@ -74,6 +74,12 @@ void StorageJournal::TaskCreated(const Task& task, std::string_view payload) {
   ScheduleFlush();
 }
 
+void StorageJournal::TaskPayloadChanged(const Task& task, std::string_view payload) {
+  if (failed_) return;
+  pending_.Put(store_.payloads(), AsSlice(TaskKey(task.id)), AsSlice(payload));
+  TaskChanged(task);
+}
+
 // The whole record (errors included); a state delta written before it is superseded.
 void StorageJournal::TaskChanged(const Task& task) {
   if (failed_) return;  // the shard reloads from storage once it recovers

@@ -51,6 +51,7 @@ class StorageJournal final : public Journal {
 
   void TaskCreated(const Task& task, std::string_view payload) override;
   void TaskChanged(const Task& task) override;
+  void TaskPayloadChanged(const Task& task, std::string_view payload) override;
   void TaskStateChanged(const Task& task) override;
   void TaskResultSet(const Task& task) override;
   void TaskProgressSet(const Task& task) override;

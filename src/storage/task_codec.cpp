@@ -41,6 +41,9 @@ void EncodeTaskMeta(const Task& t, std::string& out) {
   w.Varint(t.kicks());
   w.Bytes(t.key != nullptr ? std::string_view(t.key->name) : std::string_view());
   w.Byte(t.pauses_key ? 1 : 0);
+  w.Bytes(t.unique_key());
+  w.Signed(t.unique_until());
+  w.Byte(t.unique_active() ? 1 : 0);
 }
 
 bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
@@ -113,9 +116,19 @@ bool DecodeTaskMeta(std::string_view in, StoredTask& out) {
     }
   }
   if (version >= 5) {
-    uint8_t pauses;
-    if (!r.Bytes(out.key) || !r.Byte(pauses)) return false;
+    uint8_t pauses, active;
+    std::string unique;
+    int64_t until;
+    if (!r.Bytes(out.key) || !r.Byte(pauses) || !r.Bytes(unique) || !r.Signed(until) ||
+        !r.Byte(active)) {
+      return false;
+    }
     t.pauses_key = pauses != 0;
+    if (!unique.empty()) {
+      t.cold().unique_key = std::move(unique);
+      t.cold().unique_until = until;
+      t.cold().unique_active = active != 0;
+    }
   }
   return r.done();
 }

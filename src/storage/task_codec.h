@@ -16,7 +16,8 @@ namespace conveyor {
 // Version 2 added the payload kind; version 3 moved result and progress to records of
 // their own (deltas family); version 4 added the release, bury and kick counts. Older
 // versions still load (1 and 2 with result and progress inline; counts 0 before 4).
-// Version 5 added the flow-control key and whether the task pauses it (a held nack).
+// Version 5 added the flow-control key, whether the task pauses it (a held nack), and its
+// unique key (unique work).
 inline constexpr uint8_t kTaskRecordVersion = 5;
 // Version 2 added whether the task pauses its key.
 inline constexpr uint8_t kStateDeltaVersion = 2;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/queue.h"
+#include "storage/binary_codec.h"
 
 namespace conveyor {
 namespace {
@@ -33,11 +34,23 @@ TEST(TaskCodecTest, RoundTripsEveryField) {
   t.cold().releases = 4;
   t.cold().buries = 1;
   t.cold().kicks = 300;
+  KeyState key;
+  key.name = "tenant-9";
+  t.key = &key;
+  t.pauses_key = true;
+  t.cold().unique_key = "report:7";
+  t.cold().unique_until = 1700000009000;
+  t.cold().unique_active = true;
   std::string bytes;
   EncodeTaskMeta(t, bytes);
   StoredTask back;
   ASSERT_TRUE(DecodeTaskMeta(bytes, back));
   EXPECT_EQ(back.queue, "orders");
+  EXPECT_EQ(back.key, "tenant-9");
+  EXPECT_TRUE(back.task.pauses_key);
+  EXPECT_EQ(back.task.unique_key(), "report:7");
+  EXPECT_EQ(back.task.unique_until(), 1700000009000);
+  EXPECT_TRUE(back.task.unique_active());
   EXPECT_EQ(back.task.releases(), 4u);
   EXPECT_EQ(back.task.buries(), 1u);
   EXPECT_EQ(back.task.kicks(), 300u);
@@ -68,9 +81,18 @@ TEST(TaskCodecTest, VersionThreeRecordLoadsWithoutCounts) {
   t.attempts = 2;
   std::string bytes;
   EncodeTaskMeta(t, bytes);
-  // Three zero varints (the counts), then version 5's empty key and its pause flag.
-  ASSERT_EQ(bytes.substr(bytes.size() - 5), std::string(5, '\0'));
-  bytes.resize(bytes.size() - 5);
+  // Three zero varints (the counts), then version 5's fields: an empty key, its pause
+  // flag, an empty unique key, its end (kNever) and its mode.
+  std::string tail;
+  BinaryWriter w(tail);
+  for (int i = 0; i < 3; ++i) w.Varint(0);
+  w.Bytes("");
+  w.Byte(0);
+  w.Bytes("");
+  w.Signed(kNever);
+  w.Byte(0);
+  ASSERT_EQ(bytes.substr(bytes.size() - tail.size()), tail);
+  bytes.resize(bytes.size() - tail.size());
   bytes[0] = 3;
   StoredTask back;
   ASSERT_TRUE(DecodeTaskMeta(bytes, back));
@@ -128,6 +150,28 @@ TEST(TaskCodecTest, QueueConfigAndKeys) {
   EXPECT_EQ(back.max_attempts, 4u);
   EXPECT_EQ(back.backoff.factor, 1.5);
   EXPECT_TRUE(back.paused);
+  EXPECT_EQ(back, c);
+  // Flow control (version 3): every field back, and a record without it still loads.
+  c.rate_limit = RateLimit{2.5, 7, true};
+  c.concurrency = ConcurrencyLimit{3, true};
+  c.fair_by_key = true;
+  c.key_weights = {{"a", 2}, {"b", 9}};
+  c.aging_ms = 60000;
+  std::string flow;
+  EncodeQueueConfig(c, flow);
+  QueueConfig flow_back;
+  ASSERT_TRUE(DecodeQueueConfig(flow, flow_back));
+  EXPECT_EQ(flow_back, c);
+  std::string v2 = bytes.substr(0, bytes.size() - 5);  // without the 5 bytes of no flow
+  v2[0] = 2;
+  QueueConfig old;
+  ASSERT_TRUE(DecodeQueueConfig(v2, old));
+  EXPECT_FALSE(old.rate_limit.has_value());
+  EXPECT_EQ(old.max_attempts, 4u);
+  for (size_t n = 1; n < flow.size(); ++n) {
+    QueueConfig partial;
+    EXPECT_FALSE(DecodeQueueConfig(std::string_view(flow).substr(0, n), partial)) << n;
+  }
   uint64_t id = 0;
   ASSERT_TRUE(ParseTaskKey(TaskKey(0x0102030405060708ull), id));
   EXPECT_EQ(id, 0x0102030405060708ull);
