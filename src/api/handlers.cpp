@@ -142,6 +142,7 @@ awaitable<HttpResponse> Api::Dispatch(HttpRequest& request, Connection& connecti
   }
 
   if (s[1] == "topics") co_return co_await Topics(target, request, route);
+  if (s[1] == "schedules") co_return co_await Schedules(target, request, route);
 
   if (s[1] == "tasks" && (s.size() == 3 || s.size() == 4)) {
     std::string_view action = s.size() == 4 ? s[3] : std::string_view();

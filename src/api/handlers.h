@@ -60,6 +60,9 @@ class Api {
   Awaitable PutQueue(std::string_view queue, HttpRequest& request);
   Awaitable ListTasks(std::string_view queue, std::string_view query);
   Awaitable Topics(const Target& target, HttpRequest& request, Route& route);
+  // schedule_handlers.cpp
+  Awaitable Schedules(const Target& target, HttpRequest& request, Route& route);
+  Awaitable PutSchedule(std::string_view name, HttpRequest& request);
   Awaitable ListTopics();
   Awaitable GetTopic(std::string_view topic);
   Awaitable PutTopic(std::string_view topic, HttpRequest& request);

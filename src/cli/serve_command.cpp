@@ -23,6 +23,7 @@
 #include "engine/shard_set.h"
 #include "http/server.h"
 #include "push/push_manager.h"
+#include "schedule/scheduler.h"
 #include "storage/data_dir.h"
 #include "storage/recovery.h"
 #include "storage/rocks_store.h"
@@ -113,10 +114,11 @@ struct StopInOrder {
 // requests, then everything journaled made durable, then the I/O threads end.
 boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server,
                                       beanstalk::BeanstalkServer& beanstalk, PushManager& push,
-                                      const Limits& limits) {
+                                      Scheduler& scheduler, const Limits& limits) {
   namespace asio = boost::asio;
   server.StopAccepting();
   beanstalk.StopAccepting();
+  scheduler.Stop();  // no tick after this; a tick being committed finishes
   // Push takes no new task; what it is delivering may finish until the deadline below.
   push.StopLeasing();
   server.BeginDrain();
@@ -163,6 +165,8 @@ boost::asio::awaitable<void> Shutdown(ShardSet& shards, HttpServer& server,
 }
 
 int RunServe(ServeOptions& options) {
+  // Schedule ticks due before this moment were missed while the server was down.
+  const int64_t started_at = SystemClock::Instance().NowMs();
   std::string host;
   uint16_t port = 0;
   if (!SplitHostPort(options.listen, host, port)) {
@@ -244,6 +248,7 @@ int RunServe(ServeOptions& options) {
     api.AddMetrics([&beanstalk_server](std::string& out) { beanstalk_server.AppendMetrics(out); });
   }
   PushManager push(shards, service, options.limits, options.push_ca_file);
+  Scheduler scheduler(shards, service);
   api.OnQueueConfigured([&push](const std::string& queue, const QueueConfig& config) {
     push.Configure(queue, config);
   });
@@ -263,7 +268,8 @@ int RunServe(ServeOptions& options) {
     if (ec) return;
     std::cerr << "conveyor: shutting down: answering long-polls, finishing requests" << std::endl;
     boost::asio::co_spawn(shards.io(0),
-                          Shutdown(shards, server, beanstalk_server, push, options.limits),
+                          Shutdown(shards, server, beanstalk_server, push, scheduler,
+                                   options.limits),
                           boost::asio::detached);
   });
   std::cout << "conveyor: listening on http://" << options.listen << " (durability "
@@ -274,6 +280,7 @@ int RunServe(ServeOptions& options) {
     std::cout << "conveyor: beanstalkd protocol on " << options.beanstalk << std::endl;
   }
   boost::asio::co_spawn(shards.io(0), push.StartAll(), boost::asio::detached);
+  scheduler.Start(started_at);
   shards.Run();
   push.Release();
   // stop_in_order (below) ends the commit threads, then frees the shards and io_contexts.

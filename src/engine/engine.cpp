@@ -792,6 +792,8 @@ void Engine::Reset() {
   tasks_.Clear();
   queues_.clear();
   topics_.clear();
+  schedules_.clear();
+  schedule_due_.clear();
   queues_with_new_ready_.clear();
 }
 

@@ -28,6 +28,7 @@
 #include "engine/journal.h"
 #include "engine/queue.h"
 #include "engine/queue_stats.h"
+#include "engine/schedule.h"
 #include "engine/server_wide.h"
 #include "engine/task.h"
 #include "engine/task_reader.h"
@@ -212,6 +213,25 @@ class Engine {
   Error JournalStaged(const std::vector<StagedTask>& staged);
   void PublishStaged(const std::vector<uint64_t>& ids) { Publish(ids); }
   void DiscardStaged(const std::vector<uint64_t>& ids);
+
+  // ---- schedules (engine_schedules.cpp): each lives on the shard of its name. A tick is
+  // claimed (DueSchedule), its task staged on the queue's shard, then committed here with
+  // the schedule's next tick in one batch (CommitScheduleFire), and published.
+  Outcome<ScheduleView> SetSchedule(std::string_view name, ScheduleSpec spec);
+  Outcome<ScheduleView> GetSchedule(std::string_view name) const;
+  std::vector<ScheduleView> Schedules() const;
+  Error DeleteSchedule(std::string_view name);
+  Outcome<ScheduleView> PauseSchedule(std::string_view name, bool paused);
+  void RestoreSchedule(ScheduleView view);
+  // Epoch ms of the earliest tick of an unpaused schedule of this shard; kNever: none.
+  int64_t NextScheduleDue() const;
+  // The first tick due by now (catch_up applied to ticks before `started_at`, epoch ms:
+  // when the server started), with the task spec it enqueues; nullopt: none due. Ticks
+  // that catch_up passes over without running are recorded here at once.
+  std::optional<std::pair<ScheduleFire, TaskSpec>> DueSchedule(int64_t started_at);
+  // The staged task of `fire` (none when staging failed) and the schedule's next tick,
+  // in one journal batch. kInvalidState when the schedule changed since it was claimed.
+  Error CommitScheduleFire(const ScheduleFire& fire, const std::vector<StagedTask>& staged);
 
   // Durable modes: finished tasks leave memory once their final state is durable and are
   // read back through `reader` when asked for. Null (`--durability none`): they stay.
@@ -409,6 +429,16 @@ class Engine {
 
   absl::flat_hash_map<std::string, std::unique_ptr<Queue>> queues_;
   absl::flat_hash_map<std::string, std::vector<std::string>> topics_;
+  struct ScheduleState {
+    ScheduleView view;
+    std::optional<CronExpr> cron;
+    absl::TimeZone zone;
+  };
+  // The tick after `after` (epoch ms), or kNever.
+  static int64_t NextTick(const ScheduleState& s, int64_t after);
+  void IndexSchedule(const ScheduleState& s, bool add);
+  absl::flat_hash_map<std::string, ScheduleState> schedules_;
+  absl::btree_set<std::pair<int64_t, std::string>> schedule_due_;  // unpaused: (next_at, name)
   Queue* restoring_ = nullptr;  // the queue of the task restored last (restores come in runs)
   // Every task in memory: unfinished ones, and finished ones until their final state is
   // durable. One created but not yet durable (!published) is in no index and seen by no

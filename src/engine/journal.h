@@ -17,6 +17,7 @@ namespace conveyor {
 
 struct Task;
 struct QueueConfig;
+struct ScheduleView;
 
 class Journal {
  public:
@@ -43,6 +44,9 @@ class Journal {
   // A topic's subscriber queues; none: the topic is deleted.
   virtual void TopicChanged(std::string_view /*topic*/,
                             const std::vector<std::string>& /*queues*/) {}
+  // A schedule's whole state (spec and next tick); removed: the schedule is deleted.
+  virtual void ScheduleChanged(const ScheduleView& /*schedule*/) {}
+  virtual void ScheduleRemoved(std::string_view /*name*/) {}
   // Calls done once every record given so far is on stable storage (or failed to get there).
   virtual void WhenDurable(Callback<void(Error)> done) = 0;
   // False while storage is failing: the engine then refuses state-changing commands.

@@ -50,6 +50,21 @@ class LocalTaskService final : public TaskService {
   Awaitable<Error> DeleteTopic(std::string topic) override;
   Awaitable<std::vector<TopicView>> ListTopics() override;
   Awaitable<PublishResult> Publish(std::string topic, std::vector<TaskSpec> specs) override;
+  // local_task_service_schedules.cpp
+  Awaitable<Outcome<ScheduleView>> SetSchedule(std::string name, ScheduleSpec spec) override;
+  Awaitable<Outcome<ScheduleView>> GetSchedule(std::string name) override;
+  Awaitable<std::vector<ScheduleView>> ListSchedules() override;
+  Awaitable<Outcome<ScheduleView>> PauseSchedule(std::string name, bool paused) override;
+  Awaitable<Error> DeleteSchedule(std::string name) override;
+  // The Scheduler: enqueues one tick due on `shard` (false when none was due), its task
+  // and the schedule's next tick in one durable commit. Ticks before `started_at` (epoch
+  // ms) follow their catch_up rule.
+  Awaitable<bool> FireDueSchedule(size_t shard, int64_t started_at);
+  // Called (on the schedule's shard thread) when a schedule of that shard changed, so the
+  // Scheduler looks at its next tick again.
+  void OnScheduleChange(std::function<void(size_t shard)> notify) {
+    schedule_changed_ = std::move(notify);
+  }
   ServiceGauges Gauges() const override;
 
  private:
@@ -60,6 +75,7 @@ class LocalTaskService final : public TaskService {
       WaitSlot wait);
 
   ShardSet& shards_;
+  std::function<void(size_t)> schedule_changed_;
 };
 
 }  // namespace conveyor

@@ -135,6 +135,13 @@ class TaskService {
   // A task for each spec in every subscribed queue: all of them or none, in one durable
   // commit; answered once they are durable (and visible).
   virtual Awaitable<PublishResult> Publish(std::string topic, std::vector<TaskSpec> specs) = 0;
+  // Schedules (docs/API.md "Schedules"): each on the shard of its name. Set, pause and
+  // delete answer once durable.
+  virtual Awaitable<Outcome<ScheduleView>> SetSchedule(std::string name, ScheduleSpec spec) = 0;
+  virtual Awaitable<Outcome<ScheduleView>> GetSchedule(std::string name) = 0;
+  virtual Awaitable<std::vector<ScheduleView>> ListSchedules() = 0;
+  virtual Awaitable<Outcome<ScheduleView>> PauseSchedule(std::string name, bool paused) = 0;
+  virtual Awaitable<Error> DeleteSchedule(std::string name) = 0;
   // False while storage refuses changes (degraded).
   virtual Awaitable<bool> StorageWritable() = 0;
   virtual ServiceGauges Gauges() const = 0;

@@ -7,7 +7,8 @@ std::string_view RouteName(Route route) {
       "add_task",  "enqueue",    "lease",       "ack",       "nack",        "extend",
       "batch_ack", "get_task",   "cancel",      "retry",     "list_queues", "get_queue",
       "put_queue", "list_tasks", "list_topics", "get_topic", "put_topic",   "delete_topic",
-      "publish",   "metrics",    "healthz",     "other"};
+      "publish",   "list_schedules", "get_schedule", "put_schedule", "delete_schedule",
+      "pause_schedule", "metrics",    "healthz",     "other"};
   return kNames[static_cast<size_t>(route)];
 }
 

@@ -144,6 +144,10 @@ Error RecoverAll(RocksStore& store, ShardSet& shards, RecoveryStats& stats) {
                                engine.RestoreTopic(topic, std::move(queues));
                              });
     if (!error.ok()) return error;
+    error = store.LoadSchedules(ShardFilter(i, n), [&](ScheduleView schedule) {
+      engine.RestoreSchedule(std::move(schedule));
+    });
+    if (!error.ok()) return error;
   }
   std::vector<size_t> tasks(n, 0);
   if (Error error = LoadAllPipelined(store, shards, tasks); !error.ok()) return error;
@@ -170,6 +174,11 @@ Error RecoverShard(RocksStore& store, ShardSet& shards, size_t index) {
   if (error.ok()) {
     error = store.LoadTopics(filter, [&](std::string_view topic, std::vector<std::string> queues) {
       engine.RestoreTopic(topic, std::move(queues));
+    });
+  }
+  if (error.ok()) {
+    error = store.LoadSchedules(filter, [&](ScheduleView schedule) {
+      engine.RestoreSchedule(std::move(schedule));
     });
   }
   if (error.ok()) {

@@ -1,5 +1,7 @@
 #include "storage/rocks_store.h"
 
+#include "storage/schedule_codec.h"
+
 #include <rocksdb/comparator.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
@@ -343,6 +345,25 @@ Error RocksStore::LoadTopics(
                                              "' are unreadable (corrupt or from another version)"};
     }
     visit(name, std::move(queues));
+  }
+  return StorageError(it->status());
+}
+
+Error RocksStore::LoadSchedules(const LoadFilter& filter,
+                                 const std::function<void(ScheduleView)>& visit) {
+  std::shared_lock lock(mutex_);
+  if (db_ == nullptr) return Closed();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[4]));
+  const rocksdb::Slice prefix(kScheduleKeyPrefix.data(), kScheduleKeyPrefix.size());
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::string_view name(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    if (filter.queue && !filter.queue(name)) continue;
+    ScheduleView schedule;
+    if (!DecodeSchedule(std::string_view(it->value().data(), it->value().size()), schedule)) {
+      return Error{ErrorCode::kInternal, "the stored schedule '" + std::string(name) +
+                                             "' is unreadable (corrupt or from another version)"};
+    }
+    visit(std::move(schedule));
   }
   return StorageError(it->status());
 }

@@ -1,5 +1,7 @@
 #include "storage/storage_journal.h"
 
+#include "storage/schedule_codec.h"
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -148,6 +150,20 @@ void StorageJournal::TopicChanged(std::string_view topic, const std::vector<std:
     EncodeTopic(queues, scratch_);
     pending_.Put(store_.meta(), AsSlice(key), AsSlice(scratch_));
   }
+  ScheduleFlush();
+}
+
+void StorageJournal::ScheduleChanged(const ScheduleView& schedule) {
+  if (failed_) return;
+  scratch_.clear();
+  EncodeSchedule(schedule, scratch_);
+  pending_.Put(store_.meta(), AsSlice(ScheduleKey(schedule.name)), AsSlice(scratch_));
+  ScheduleFlush();
+}
+
+void StorageJournal::ScheduleRemoved(std::string_view name) {
+  if (failed_) return;
+  pending_.Delete(store_.meta(), AsSlice(ScheduleKey(name)));
   ScheduleFlush();
 }
 

@@ -60,6 +60,8 @@ class StorageJournal final : public Journal {
   void TaskRemoved(uint64_t id, uint8_t stored_deltas) override;
   void QueueConfigChanged(std::string_view queue, const QueueConfig& config) override;
   void TopicChanged(std::string_view topic, const std::vector<std::string>& queues) override;
+  void ScheduleChanged(const ScheduleView& schedule) override;
+  void ScheduleRemoved(std::string_view name) override;
   void WhenDurable(Callback<void(Error)> done) override;
   bool writable() const override;
 
