@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   conveyor::AddServeCommand(app, exit_code);
   conveyor::AddEnqueueCommand(app, exit_code);
   conveyor::AddStatsCommand(app, exit_code);
+  conveyor::AddScheduleCommand(app, exit_code);
   conveyor::AddBenchCommand(app, exit_code);
   conveyor::AddWorkCommand(app, exit_code, command);
   try {
