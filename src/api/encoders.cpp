@@ -140,6 +140,7 @@ void AppendFlowStats(JsonWriter& w, const FlowSnapshot& f) {
   w.Field("paused_key", f.held_by_pause);
   w.EndObject();
   w.Field("paused_keys", f.paused_keys);
+  w.Field("unique_keys", f.unique_keys);
   w.Key("tokens");
   if (f.tokens < 0) {
     w.Null();

@@ -392,6 +392,8 @@ awaitable<HttpResponse> Api::Metrics() {
       RenderMetricsPage(std::move(all), limits_.max_metrics_queues,
                         ServerGauges{g.live_tasks, g.waiters, g.rss_bytes, g.payload_cache_bytes},
                         http_metrics_));
+  std::vector<ScheduleView> schedules = co_await service_.ListSchedules();
+  AppendScheduleMetrics(response.body, schedules, limits_.max_metrics_queues);
   for (const auto& append : more_metrics_) append(response.body);
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   co_return response;

@@ -76,6 +76,35 @@ void AppendFlowMetrics(std::string& out, const std::vector<QueueSnapshot>& queue
 
 }  // namespace
 
+void AppendScheduleMetrics(std::string& out, const std::vector<ScheduleView>& schedules,
+                           size_t max) {
+  const size_t n = std::min(max, schedules.size());
+  auto label = [](const ScheduleView& s) {
+    return "{schedule=\"" + s.name + "\",queue=\"" + s.spec.queue + "\"} ";
+  };
+  Header(out, "conveyor_schedule_runs_total", "counter", "Ticks of the schedule that enqueued.");
+  for (size_t i = 0; i < n; ++i) {
+    out += "conveyor_schedule_runs_total" + label(schedules[i]) +
+           std::to_string(schedules[i].runs) + "\n";
+  }
+  Header(out, "conveyor_schedule_skipped_total", "counter",
+         "Ticks not run (missed while down per catch_up, or refused by a unique key).");
+  for (size_t i = 0; i < n; ++i) {
+    out += "conveyor_schedule_skipped_total" + label(schedules[i]) +
+           std::to_string(schedules[i].skipped) + "\n";
+  }
+  Header(out, "conveyor_schedule_next_run_timestamp_seconds", "gauge",
+         "When the schedule runs next (Unix time); absent while paused.");
+  for (size_t i = 0; i < n; ++i) {
+    const ScheduleView& s = schedules[i];
+    if (s.spec.paused || s.next_at == kNever) continue;
+    char when[40];
+    std::snprintf(when, sizeof when, "%lld.%03lld", static_cast<long long>(s.next_at / 1000),
+                  static_cast<long long>(s.next_at % 1000));
+    out += "conveyor_schedule_next_run_timestamp_seconds" + label(s) + when + "\n";
+  }
+}
+
 std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queues,
                               const ServerGauges& gauges, const HttpMetrics& http) {
   std::sort(queues.begin(), queues.end(),

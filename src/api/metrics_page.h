@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/queue_stats.h"
+#include "engine/schedule.h"
 #include "http/http_metrics.h"
 
 namespace conveyor {
@@ -23,5 +24,10 @@ struct ServerGauges {
 // keeps the same ones); the rest are counted in conveyor_metrics_queues_dropped.
 std::string RenderMetricsPage(std::vector<QueueSnapshot> queues, size_t max_queues,
                               const ServerGauges& gauges, const HttpMetrics& http);
+
+// Per schedule (at most `max` of them, the first by name): runs and skipped ticks
+// (counters) and the next run (epoch seconds; absent while paused).
+void AppendScheduleMetrics(std::string& out, const std::vector<ScheduleView>& schedules,
+                           size_t max);
 
 }  // namespace conveyor

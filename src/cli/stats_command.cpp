@@ -1,7 +1,9 @@
 // `conveyor stats [QUEUE]`: queue counts and totals as a table and, for the whole server,
 // its traffic by door and command (HTTP routes, beanstalkd commands; read from /metrics).
 #include <boost/json/parse.hpp>
+#include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <map>
 
@@ -94,6 +96,38 @@ void PrintFlow(const json::array& queues) {
   }
 }
 
+// Schedules: runs, skipped ticks and the next run of each (nothing without any).
+void PrintSchedules(BlockingHttpClient& client) {
+  HttpResult r = client.Request("GET", "/v1/schedules");
+  if (r.status != 200) return;
+  boost::system::error_code ec;
+  json::value body = json::parse(r.body, ec);
+  const json::value* all = !ec && body.is_object() ? body.as_object().if_contains("schedules")
+                                                   : nullptr;
+  if (all == nullptr || !all->is_array() || all->as_array().empty()) return;
+  std::printf("\n%-24s %-24s %-7s %9s %9s %14s\n", "SCHEDULE", "QUEUE", "STATE", "RUNS",
+              "SKIPPED", "NEXT_RUN_IN_S");
+  for (const json::value& s : all->as_array()) {
+    if (!s.is_object()) continue;
+    const json::object& o = s.as_object();
+    auto str = [&o](const char* key) {
+      const json::value* v = o.if_contains(key);
+      return v != nullptr && v->is_string() ? std::string(v->as_string().c_str()) : "?";
+    };
+    auto num = [&o](const char* key) -> long long {
+      const json::value* v = o.if_contains(key);
+      return v != nullptr && v->is_number() ? v->to_number<long long>() : -1;
+    };
+    const json::value* paused = o.if_contains("paused");
+    const long long next = num("next_run_at");
+    const long long now_ms = static_cast<long long>(std::time(nullptr)) * 1000;
+    const std::string in = next < 0 ? "-" : std::to_string(std::max(0LL, (next - now_ms) / 1000));
+    std::printf("%-24s %-24s %-7s %9lld %9lld %14s\n", str("name").c_str(), str("queue").c_str(),
+                paused && paused->is_bool() && paused->as_bool() ? "paused" : "active",
+                num("runs"), num("skipped"), in.c_str());
+  }
+}
+
 // The server's request counters: HTTP requests by route (all statuses), beanstalkd
 // commands by command. Nothing when /metrics cannot be read (an older server).
 void PrintTraffic(BlockingHttpClient& client) {
@@ -160,6 +194,7 @@ int RunStats(const StatsOptions& o) {
   if (queues.empty()) std::printf("(no queues yet)\n");
   PrintPush(queues);
   PrintFlow(queues);
+  if (o.queue.empty()) PrintSchedules(client);
   if (o.queue.empty()) PrintTraffic(client);
   return 0;
 }

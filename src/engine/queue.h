@@ -133,6 +133,7 @@ class Queue {
   absl::flat_hash_map<std::string, uint64_t>& idempotency() { return idempotency_; }
   // Unique keys and the task that last took each (it holds it while Task::HoldsUnique).
   absl::flat_hash_map<std::string, uint64_t>& unique() { return unique_; }
+  size_t unique_count() const { return unique_.size(); }
   // Ids of the lease waits parked on this queue, oldest first (the Engine owns the waits).
   std::list<uint64_t>& waiters() { return waiters_; }
 

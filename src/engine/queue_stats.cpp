@@ -14,6 +14,7 @@ QueueSnapshot SnapshotOf(const Queue& queue) {
   s.pause_ms = queue.pause_ms();
   s.pause_until_mono = queue.pause_until();
   s.flow = queue.ready().Snapshot(kTopKeysShown);
+  s.flow.unique_keys = queue.unique_count();
   return s;
 }
 

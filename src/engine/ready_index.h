@@ -75,6 +75,7 @@ struct FlowSnapshot {
   uint64_t held_by_pause = 0;     // ready tasks of paused keys
   uint64_t paused_keys = 0;
   uint64_t leased = 0;
+  uint64_t unique_keys = 0;  // unique keys taken by unfinished tasks (Queue::unique)
   double tokens = -1;  // the queue's bucket (without per_key); -1: no rate limit
   struct KeyGauge {
     std::string key;

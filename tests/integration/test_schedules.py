@@ -53,6 +53,9 @@ class ScheduleTest(ServerTestCase):
         self.assertGreaterEqual(got["runs"], len(ticks))
         names = [x["name"] for x in self.call("GET", "/v1/schedules")[1]["schedules"]]
         self.assertIn(name, names)
+        text = self.server.request("GET", "/metrics")[2].decode()
+        self.assertIn(f'conveyor_schedule_runs_total{{schedule="{name}",queue="{q}"}}', text)
+        self.assertIn(f'conveyor_schedule_next_run_timestamp_seconds{{schedule="{name}"', text)
         self.call("DELETE", f"/v1/schedules/{name}")
 
     def test_pause_resume_delete(self):
@@ -113,6 +116,10 @@ class ScheduleTest(ServerTestCase):
         self.assertIn("every 60000 ms", out.stdout)
         out = run("show", name, "--json")
         self.assertEqual(json.loads(out.stdout)["task"]["payload"], {"a": 1})
+        stats = subprocess.run([conveyor_bin(), "stats", "--server", self.server.url],
+                               capture_output=True, text=True, timeout=30)
+        self.assertIn("SCHEDULE", stats.stdout)
+        self.assertIn(name, stats.stdout.split("SCHEDULE", 1)[1])
         self.assertEqual(run("pause", name).returncode, 0)
         self.assertTrue(self.call("GET", f"/v1/schedules/{name}")[1]["paused"])
         self.assertEqual(run("resume", name).returncode, 0)
