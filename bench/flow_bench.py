@@ -11,6 +11,11 @@
       connection, each lease acked before the next) without settings, with fairness, and
       with fairness + per-key concurrency 1 + a per-key rate limit.
 
+  python3 bench/flow_bench.py fairness [--runs 3]
+      one key with 100,000 ready tasks, then ten keys with 100 each; one consumer leasing
+      batches of 100 (acked in one call each): how long the small keys' tasks wait, with
+      the big key absent, present without fairness, and present with fairness "key".
+
 Standard library only; servers are stopped by PID.
 """
 import argparse
@@ -111,6 +116,60 @@ def cmd_latency(a):
             print(f"| {name} | {p50:.2f} ms | {p99:.2f} ms | {len(lat)} |", flush=True)
 
 
+def call(conn, method, path, body=None):
+    conn.request(method, path, json.dumps(body) if body is not None else None,
+                 {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    if resp.status not in (200, 201):
+        raise RuntimeError(f"{method} {path}: {resp.status} {data!r}")
+    return json.loads(data or b"null")
+
+
+def small_waits(big, fair):
+    """(p50, p99, max) ms the small keys' tasks waited from their enqueue to their lease."""
+    with Server(BIN, "sync") as s:
+        host, port = s.url.split("//")[1].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        if fair:
+            call(conn, "PUT", "/v1/queues/fair", {"fairness": "key"})
+        if big:
+            bench(BIN, s.url, "enqueue", "--queue", "fair", "--tasks", "100000", "--batch", "1000",
+                  "--connections", "4", "--keys", "1")  # all key k0
+        specs = [{"payload": i, "key": f"small{k}"} for k in range(10) for i in range(100)]
+        for i in range(0, len(specs), 500):
+            call(conn, "POST", "/v1/queues/fair/tasks", {"tasks": specs[i:i + 500]})
+        start = time.perf_counter()
+        waits, left = [], 1000
+        while left > 0:
+            got = call(conn, "POST", "/v1/queues/fair/lease", {"max": 100})["tasks"]
+            now = (time.perf_counter() - start) * 1000
+            for t in got:
+                if t.get("key", "").startswith("small"):
+                    waits.append(now)
+                    left -= 1
+            call(conn, "POST", "/v1/ack",
+                 {"acks": [{"id": t["id"], "lease": t["lease"]["token"]} for t in got]})
+        conn.close()
+    waits.sort()
+    return waits[len(waits) // 2], waits[int(len(waits) * 0.99)], waits[-1]
+
+
+def cmd_fairness(a):
+    cases = [("big key absent", False, False), ("big key, no fairness", True, False),
+             ("big key, fairness \"key\"", True, True)]
+    results = {name: [] for name, _, _ in cases}
+    for run in range(a.runs):
+        for name, big, fair in cases:
+            results[name].append(small_waits(big, fair))
+            print(f"run {run + 1} {name}: p50/p99/max {results[name][-1]}", flush=True)
+    print("\n| case | small keys' wait p50 | p99 | max (medians of runs) |")
+    print("| --- | --- | --- | --- |")
+    for name, rows in results.items():
+        med = [statistics.median(r[i] for r in rows) for i in range(3)]
+        print(f"| {name} | {med[0]:.1f} ms | {med[1]:.1f} ms | {med[2]:.1f} ms |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -122,8 +181,10 @@ def main():
     l.add_argument("--tasks", type=int, default=1000000)
     l.add_argument("--keys", type=int, default=100000)
     l.add_argument("--leases", type=int, default=2000)
+    f = sub.add_parser("fairness")
+    f.add_argument("--runs", type=int, default=3)
     a = p.parse_args()
-    {"throughput": cmd_throughput, "latency": cmd_latency}[a.cmd](a)
+    {"throughput": cmd_throughput, "latency": cmd_latency, "fairness": cmd_fairness}[a.cmd](a)
 
 
 if __name__ == "__main__":
