@@ -76,7 +76,8 @@ Error DecodeWeights(const FieldReader& f, JsonValue v, QueueConfigPatch& out) {
     }
     std::optional<int64_t> weight;
     if (auto e = FieldReader(v, "key_weights").Int(key, m, 1, 1000, weight); !e.ok()) return e;
-    if (!weight) return Error{ErrorCode::kInvalidField, shown + " must be an integer from 1 to 1000"};
+    if (!weight)
+      return Error{ErrorCode::kInvalidField, shown + " must be an integer from 1 to 1000"};
     weights.emplace_back(std::move(key), static_cast<uint32_t>(*weight));
   }
   std::sort(weights.begin(), weights.end());

@@ -131,11 +131,11 @@ Error DecodeQueueConfigPatch(std::string_view body, const Limits& limits, QueueC
   JsonValue root;
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be a JSON object"};
-  if (auto e = CheckKnown(
-          root,
-          {"max_attempts", "lease_ms", "backoff", "retention_ms", "paused", "push", "name",
-           "rate_limit", "concurrency", "fairness", "key_weights", "aging_ms"},
-          "");
+  if (auto e =
+          CheckKnown(root,
+                     {"max_attempts", "lease_ms", "backoff", "retention_ms", "paused", "push",
+                      "name", "rate_limit", "concurrency", "fairness", "key_weights", "aging_ms"},
+                     "");
       !e.ok()) {
     return e;
   }

@@ -13,7 +13,8 @@ Error CheckKnown(const FieldReader& f, JsonValue object, std::string_view what,
     const std::string key = m.key();
     bool ok = false;
     for (auto k : known) ok = ok || k == key;
-    if (!ok) return f.Invalid(key.substr(0, 64), std::string("is not a setting of ") + std::string(what));
+    if (!ok)
+      return f.Invalid(key.substr(0, 64), std::string("is not a setting of ") + std::string(what));
   }
   return {};
 }
@@ -21,8 +22,9 @@ Error CheckKnown(const FieldReader& f, JsonValue object, std::string_view what,
 Error DecodeTemplate(const FieldReader& f, JsonValue task, const Limits& limits, TaskTemplate& t) {
   if (!task.is_object()) return f.Invalid("task", "must be a task spec object");
   FieldReader r(task, "task");
-  if (auto e = CheckKnown(r, task, "a schedule's task (payload, priority, max_attempts, lease_ms, key, unique)",
-                          {"payload", "priority", "max_attempts", "lease_ms", "key", "unique"});
+  if (auto e = CheckKnown(
+          r, task, "a schedule's task (payload, priority, max_attempts, lease_ms, key, unique)",
+          {"payload", "priority", "max_attempts", "lease_ms", "key", "unique"});
       !e.ok()) {
     return e;
   }
@@ -69,9 +71,9 @@ Error DecodeScheduleBody(std::string_view body, const Limits& limits, ScheduleSp
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be a JSON object"};
   FieldReader f(root);
-  if (auto e = CheckKnown(f, root, "a schedule",
-                          {"queue", "cron", "every_ms", "timezone", "catch_up", "paused", "task",
-                           "name"});
+  if (auto e = CheckKnown(
+          f, root, "a schedule",
+          {"queue", "cron", "every_ms", "timezone", "catch_up", "paused", "task", "name"});
       !e.ok()) {
     return e;
   }
@@ -97,7 +99,8 @@ Error DecodeScheduleBody(std::string_view body, const Limits& limits, ScheduleSp
   if (auto e = f.String("timezone", 64, zone); !e.ok()) return e;
   if (zone && every) return f.Invalid("timezone", "applies to cron only");
   if (zone && !LoadZone(*zone)) {
-    return f.Invalid("timezone", "'" + *zone + "' is not a time zone this system knows (IANA name)");
+    return f.Invalid("timezone",
+                     "'" + *zone + "' is not a time zone this system knows (IANA name)");
   }
   out.timezone = zone.value_or("UTC");
   if (auto e = f.String("catch_up", 8, catch_up); !e.ok()) return e;

@@ -142,7 +142,11 @@ awaitable<HttpResponse> Api::Schedules(const Target& target, HttpRequest& reques
   Error e = co_await service_.DeleteSchedule(name);
   if (!e.ok()) co_return ErrorResponse(e);
   std::string body;
-  JsonWriter(body).BeginObject().Field("name", std::string_view(name)).Field("deleted", true).EndObject();
+  JsonWriter(body)
+      .BeginObject()
+      .Field("name", std::string_view(name))
+      .Field("deleted", true)
+      .EndObject();
   co_return JsonResponse(200, std::move(body));
 }
 

@@ -56,9 +56,8 @@ void PrintRow(const json::object& s) {
               Str(s, "queue").c_str(), timing.c_str(),
               paused != nullptr && paused->is_bool() && paused->as_bool() ? "paused" : "active",
               When(s.if_contains("next_run_at")).c_str(),
-              static_cast<unsigned long long>(runs != nullptr && runs->is_number()
-                                                  ? runs->to_number<uint64_t>()
-                                                  : 0));
+              static_cast<unsigned long long>(
+                  runs != nullptr && runs->is_number() ? runs->to_number<uint64_t>() : 0));
 }
 
 int Run(const ScheduleOptions& o, const std::string& action) {

@@ -267,10 +267,9 @@ int RunServe(ServeOptions& options) {
   signals.async_wait([&](boost::system::error_code ec, int) {
     if (ec) return;
     std::cerr << "conveyor: shutting down: answering long-polls, finishing requests" << std::endl;
-    boost::asio::co_spawn(shards.io(0),
-                          Shutdown(shards, server, beanstalk_server, push, scheduler,
-                                   options.limits),
-                          boost::asio::detached);
+    boost::asio::co_spawn(
+        shards.io(0), Shutdown(shards, server, beanstalk_server, push, scheduler, options.limits),
+        boost::asio::detached);
   });
   std::cout << "conveyor: listening on http://" << options.listen << " (durability "
             << options.durability << ", data "

@@ -1,7 +1,7 @@
 // `conveyor stats [QUEUE]`: queue counts and totals as a table and, for the whole server,
 // its traffic by door and command (HTTP routes, beanstalkd commands; read from /metrics).
-#include <boost/json/parse.hpp>
 #include <algorithm>
+#include <boost/json/parse.hpp>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -102,11 +102,11 @@ void PrintSchedules(BlockingHttpClient& client) {
   if (r.status != 200) return;
   boost::system::error_code ec;
   json::value body = json::parse(r.body, ec);
-  const json::value* all = !ec && body.is_object() ? body.as_object().if_contains("schedules")
-                                                   : nullptr;
+  const json::value* all =
+      !ec && body.is_object() ? body.as_object().if_contains("schedules") : nullptr;
   if (all == nullptr || !all->is_array() || all->as_array().empty()) return;
-  std::printf("\n%-24s %-24s %-7s %9s %9s %14s\n", "SCHEDULE", "QUEUE", "STATE", "RUNS",
-              "SKIPPED", "NEXT_RUN_IN_S");
+  std::printf("\n%-24s %-24s %-7s %9s %9s %14s\n", "SCHEDULE", "QUEUE", "STATE", "RUNS", "SKIPPED",
+              "NEXT_RUN_IN_S");
   for (const json::value& s : all->as_array()) {
     if (!s.is_object()) continue;
     const json::object& o = s.as_object();
@@ -123,8 +123,8 @@ void PrintSchedules(BlockingHttpClient& client) {
     const long long now_ms = static_cast<long long>(std::time(nullptr)) * 1000;
     const std::string in = next < 0 ? "-" : std::to_string(std::max(0LL, (next - now_ms) / 1000));
     std::printf("%-24s %-24s %-7s %9lld %9lld %14s\n", str("name").c_str(), str("queue").c_str(),
-                paused && paused->is_bool() && paused->as_bool() ? "paused" : "active",
-                num("runs"), num("skipped"), in.c_str());
+                paused && paused->is_bool() && paused->as_bool() ? "paused" : "active", num("runs"),
+                num("skipped"), in.c_str());
   }
 }
 

@@ -258,8 +258,7 @@ Task Engine::BuildTask(Queue& queue, const TaskSpec& spec, int64_t now) {
   if (spec.unique && !IsFinished(t.state)) {
     TaskCold& cold = t.cold();
     cold.unique_key = spec.unique->key;
-    cold.unique_until =
-        spec.unique->ttl_ms > 0 ? SaturatingAdd(now, spec.unique->ttl_ms) : kNever;
+    cold.unique_until = spec.unique->ttl_ms > 0 ? SaturatingAdd(now, spec.unique->ttl_ms) : kNever;
     cold.unique_active = spec.unique->while_active;
     queue.unique()[cold.unique_key] = t.id;
   }
@@ -756,7 +755,8 @@ void Engine::RestoreTask(StoredTask&& stored, const std::string_view* payload,
   t.published = true;
   queue.Add(t);
   // A key paused by a nack stays paused across the restart, until the task's run time.
-  if (t.pauses_key && t.state == TaskState::kScheduled) queue.ready().PauseKey(t, MonoDue(t.run_at));
+  if (t.pauses_key && t.state == TaskState::kScheduled)
+    queue.ready().PauseKey(t, MonoDue(t.run_at));
   if (!IsFinished(t.state)) {
     ++live_tasks_;
     shared_.live_tasks.Take();

@@ -80,8 +80,8 @@ Outcome<ScheduleView> Engine::SetSchedule(std::string_view name, ScheduleSpec sp
   if (it != schedules_.end()) {
     next.view = it->second.view;  // runs, last tick and creation stay
     const ScheduleSpec& old = it->second.view.spec;
-    const bool same_timing = old.cron == spec.cron && old.timezone == spec.timezone &&
-                             old.every_ms == spec.every_ms;
+    const bool same_timing =
+        old.cron == spec.cron && old.timezone == spec.timezone && old.every_ms == spec.every_ms;
     next.view.spec = std::move(spec);
     if (!same_timing) next.view.next_at = NextTick(next, now);
     IndexSchedule(it->second, false);

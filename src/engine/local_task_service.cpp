@@ -193,8 +193,9 @@ Awaitable<std::vector<Error>> LocalTaskService::AckMany(std::vector<AckCall> cal
 
 Awaitable<Outcome<IdState>> LocalTaskService::Nack(uint64_t id, NackCall call) {
   auto command = [id, call = std::move(call)](Shard& s, Completion<Outcome<IdState>> done) mutable {
-    Durable(s, s.engine().Nack(id, call.token, call.message, call.retry_in_ms, call.dead,
-                                 NackHold{call.retry_at, call.pause_key_ms}),
+    Durable(s,
+            s.engine().Nack(id, call.token, call.message, call.retry_in_ms, call.dead,
+                            NackHold{call.retry_at, call.pause_key_ms}),
             std::move(done));
   };
   co_return co_await CallShard<Outcome<IdState>>(shards_.ForTask(id), std::move(command));

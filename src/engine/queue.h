@@ -51,8 +51,8 @@ struct QueueTotals {
   uint64_t expired = 0;
   uint64_t dead = 0;
   uint64_t deferred = 0;  // nacks that held their key (retry_at, pause_key_ms): no failure
-  uint64_t deletes = 0;  // Engine::Delete and Engine::PauseQueue calls (beanstalkd's
-  uint64_t pauses = 0;   // cmd-delete and cmd-pause-tube of a tube)
+  uint64_t deletes = 0;   // Engine::Delete and Engine::PauseQueue calls (beanstalkd's
+  uint64_t pauses = 0;    // cmd-delete and cmd-pause-tube of a tube)
 };
 
 // Upper bounds (ms) of the ready->leased wait histogram buckets; +Inf is implicit.

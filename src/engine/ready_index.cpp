@@ -65,7 +65,8 @@ void ReadyIndex::InitKey(KeyState& key) {
   key.ready = ReadySet(ReadyOrder{aging_ms_});
   auto w = weights_.find(key.name);
   key.weight = w == weights_.end() ? 1 : w->second;
-  if (rate_ && rate_->per_key) key.bucket.Configure(rate_->per_second, rate_->burst, clock_.MonoMs());
+  if (rate_ && rate_->per_key)
+    key.bucket.Configure(rate_->per_second, rate_->burst, clock_.MonoMs());
 }
 
 void ReadyIndex::Configure(const QueueConfig& config) {
@@ -77,7 +78,8 @@ void ReadyIndex::Configure(const QueueConfig& config) {
   fair_ = config.fair_by_key;
   aging_ms_ = config.aging_ms;
   weights_.clear();
-  for (const auto& [key, weight] : config.key_weights) weights_[key] = std::max<uint32_t>(1, weight);
+  for (const auto& [key, weight] : config.key_weights)
+    weights_[key] = std::max<uint32_t>(1, weight);
   if (rate_ && !rate_->per_key) bucket_.Configure(rate_->per_second, rate_->burst, now);
   auto configure_key = [&](KeyState& k) {
     auto w = weights_.find(k.name);

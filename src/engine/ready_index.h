@@ -57,9 +57,9 @@ struct KeyState {
   uint32_t leased = 0;  // its tasks leased now
   uint32_t weight = 1;  // its share with fairness
   ReadySet ready;
-  TokenBucket bucket;         // with a per-key rate limit
-  int64_t paused_until = 0;   // monotonic; a nack's pause_key_ms / retry_at
-  uint64_t pass = 0;          // fairness: the share it has had (stride scheduling)
+  TokenBucket bucket;        // with a per-key rate limit
+  int64_t paused_until = 0;  // monotonic; a nack's pause_key_ms / retry_at
+  uint64_t pass = 0;         // fairness: the share it has had (stride scheduling)
   enum class Place : uint8_t { kNone, kEligible, kWaiting, kSlots };
   Place place = Place::kNone;  // kNone: no ready task
   int64_t wait_due = 0;        // in waiting_ (kWaiting)
@@ -69,14 +69,14 @@ struct KeyState {
 
 // Counts for GET /v1/queues/{q} and /metrics, taken on the shard's thread.
 struct FlowSnapshot {
-  uint64_t keys = 0;              // keys known (with tasks, or limits to remember)
-  uint64_t held_by_rate = 0;      // ready tasks a rate limit holds back now
+  uint64_t keys = 0;          // keys known (with tasks, or limits to remember)
+  uint64_t held_by_rate = 0;  // ready tasks a rate limit holds back now
   uint64_t held_by_concurrency = 0;
-  uint64_t held_by_pause = 0;     // ready tasks of paused keys
+  uint64_t held_by_pause = 0;  // ready tasks of paused keys
   uint64_t paused_keys = 0;
   uint64_t leased = 0;
   uint64_t unique_keys = 0;  // unique keys taken by unfinished tasks (Queue::unique)
-  double tokens = -1;  // the queue's bucket (without per_key); -1: no rate limit
+  double tokens = -1;        // the queue's bucket (without per_key); -1: no rate limit
   struct KeyGauge {
     std::string key;
     uint64_t ready = 0;

@@ -32,7 +32,7 @@ struct TaskView {
   std::string progress;  // as given with an extend; empty: none
   std::vector<TaskError> errors;
   std::string idempotency_key;
-  std::string key;        // flow control's key; empty: none
+  std::string key;         // flow control's key; empty: none
   std::string unique_key;  // unique work; empty: none
   int64_t unique_until = kNever;
   bool unique_active = false;

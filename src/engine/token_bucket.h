@@ -34,7 +34,8 @@ class TokenBucket {
   int64_t NextAt(int64_t now) {
     Refill(now);
     if (tokens_ >= 1 - kSlack) return now;
-    return now + std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - tokens_) / rate_per_ms_)));
+    return now +
+           std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - tokens_) / rate_per_ms_)));
   }
   bool Full(int64_t now) {
     Refill(now);

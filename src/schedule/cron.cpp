@@ -68,8 +68,8 @@ bool ParseField(std::string_view text, const FieldRule& rule, std::vector<bool>&
   bits.assign(static_cast<size_t>(rule.max) + 1, false);
   restricted = text != "*" && text != "?";
   auto fail = [&](std::string_view what) {
-    why = std::string(rule.name) + " field '" + std::string(text.substr(0, 32)) + "': " +
-          std::string(what);
+    why = std::string(rule.name) + " field '" + std::string(text.substr(0, 32)) +
+          "': " + std::string(what);
     return false;
   };
   for (std::string_view item : Split(text, ',')) {
@@ -78,7 +78,8 @@ bool ParseField(std::string_view text, const FieldRule& rule, std::vector<bool>&
     if (size_t slash = item.find('/'); slash != std::string_view::npos) {
       std::string_view s = item.substr(slash + 1);
       step = ValueOf(s, FieldRule{rule.name, 0, 0, nullptr});
-      if (step < 1 || step > rule.max) return fail("the step must be from 1 to " + std::to_string(rule.max));
+      if (step < 1 || step > rule.max)
+        return fail("the step must be from 1 to " + std::to_string(rule.max));
       item = item.substr(0, slash);
     }
     int lo = rule.min, hi = rule.max;
@@ -124,9 +125,10 @@ std::optional<CronExpr> CronExpr::Parse(std::string_view text, std::string& why)
     if (!part.empty()) fields.push_back(part);
   }
   if (fields.size() != 5) {
-    why = "a cron expression has 5 fields (minute hour day-of-month month day-of-week), or is "
-          "one of @yearly @monthly @weekly @daily @hourly; this one has " +
-          std::to_string(fields.size());
+    why =
+        "a cron expression has 5 fields (minute hour day-of-month month day-of-week), or is "
+        "one of @yearly @monthly @weekly @daily @hourly; this one has " +
+        std::to_string(fields.size());
     return std::nullopt;
   }
   CronExpr e;
@@ -137,11 +139,21 @@ std::optional<CronExpr> CronExpr::Parse(std::string_view text, std::string& why)
     for (size_t v = 0; v < bits.size(); ++v) {
       if (!bits[v]) continue;
       switch (f) {
-        case 0: e.minutes_.set(v); break;
-        case 1: e.hours_.set(v); break;
-        case 2: e.days_.set(v); break;
-        case 3: e.months_.set(v); break;
-        default: e.weekdays_.set(v % 7); break;
+        case 0:
+          e.minutes_.set(v);
+          break;
+        case 1:
+          e.hours_.set(v);
+          break;
+        case 2:
+          e.days_.set(v);
+          break;
+        case 3:
+          e.months_.set(v);
+          break;
+        default:
+          e.weekdays_.set(v % 7);
+          break;
       }
     }
     if (f == 2) e.days_restricted_ = restricted;

@@ -177,9 +177,8 @@ Error RecoverShard(RocksStore& store, ShardSet& shards, size_t index) {
     });
   }
   if (error.ok()) {
-    error = store.LoadSchedules(filter, [&](ScheduleView schedule) {
-      engine.RestoreSchedule(std::move(schedule));
-    });
+    error = store.LoadSchedules(
+        filter, [&](ScheduleView schedule) { engine.RestoreSchedule(std::move(schedule)); });
   }
   if (error.ok()) {
     error = store.LoadTasks(filter, [&](StoredTask&& stored, std::string_view payload) {

@@ -1,7 +1,5 @@
 #include "storage/rocks_store.h"
 
-#include "storage/schedule_codec.h"
-
 #include <rocksdb/comparator.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
@@ -14,6 +12,7 @@
 
 #include "common/task_id.h"
 #include "storage/faulty_file_system.h"
+#include "storage/schedule_codec.h"
 #include "storage/wal_check.h"
 
 namespace conveyor {
@@ -350,7 +349,7 @@ Error RocksStore::LoadTopics(
 }
 
 Error RocksStore::LoadSchedules(const LoadFilter& filter,
-                                 const std::function<void(ScheduleView)>& visit) {
+                                const std::function<void(ScheduleView)>& visit) {
   std::shared_lock lock(mutex_);
   if (db_ == nullptr) return Closed();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[4]));

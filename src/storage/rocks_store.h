@@ -23,9 +23,8 @@
 #include <string>
 #include <thread>
 
-#include "engine/schedule.h"
-
 #include "common/error.h"
+#include "engine/schedule.h"
 #include "storage/task_codec.h"
 
 namespace conveyor {
@@ -74,8 +73,7 @@ class RocksStore final : public TaskReader {
   Error LoadQueues(const LoadFilter& filter,
                    const std::function<void(std::string_view, const QueueConfig&)>& visit);
   // Schedules, filtered by `filter.queue` on the schedule's name.
-  Error LoadSchedules(const LoadFilter& filter,
-                      const std::function<void(ScheduleView)>& visit);
+  Error LoadSchedules(const LoadFilter& filter, const std::function<void(ScheduleView)>& visit);
   // Topics (subscriber lists), filtered by `filter.queue` on the topic's name.
   Error LoadTopics(const LoadFilter& filter,
                    const std::function<void(std::string_view, std::vector<std::string>)>& visit);

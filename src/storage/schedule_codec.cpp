@@ -48,9 +48,9 @@ bool DecodeSchedule(std::string_view in, ScheduleView& s) {
       !r.Bytes(s.spec.queue) || !r.Bytes(s.spec.cron) || !r.Bytes(s.spec.timezone) ||
       !r.Signed(s.spec.every_ms) || !r.Byte(catch_up) || !r.Byte(paused) || !r.Bytes(t.payload) ||
       !r.Byte(kind) || !r.Signed(priority) || !r.Signed(max_attempts) || !r.Signed(t.lease_ms) ||
-      !r.Bytes(t.key) || !r.Bytes(t.unique_key) || !r.Signed(t.unique_ttl_ms) ||
-      !r.Byte(active) || !r.Signed(s.created_at) || !r.Signed(s.next_at) ||
-      !r.Signed(s.last_tick) || !r.Varint(s.runs) || !r.Varint(s.skipped) || !r.done()) {
+      !r.Bytes(t.key) || !r.Bytes(t.unique_key) || !r.Signed(t.unique_ttl_ms) || !r.Byte(active) ||
+      !r.Signed(s.created_at) || !r.Signed(s.next_at) || !r.Signed(s.last_tick) ||
+      !r.Varint(s.runs) || !r.Varint(s.skipped) || !r.done()) {
     return false;
   }
   if (catch_up > static_cast<uint8_t>(CatchUp::kAll) ||

@@ -1,7 +1,5 @@
 #include "storage/storage_journal.h"
 
-#include "storage/schedule_codec.h"
-
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -11,6 +9,7 @@
 #include "common/task_id.h"
 #include "common/thread_name.h"
 #include "engine/queue.h"
+#include "storage/schedule_codec.h"
 #include "storage/task_codec.h"
 
 namespace conveyor {

@@ -292,8 +292,8 @@ bool DecodeFlowConfig(BinaryReader& r, QueueConfig& c) {
     if (!r.Varint(rate_bits) || !r.Varint(burst) || !r.Byte(per_key) || burst > UINT32_MAX) {
       return false;
     }
-    c.rate_limit = RateLimit{std::bit_cast<double>(rate_bits), static_cast<uint32_t>(burst),
-                             per_key != 0};
+    c.rate_limit =
+        RateLimit{std::bit_cast<double>(rate_bits), static_cast<uint32_t>(burst), per_key != 0};
     if (!(c.rate_limit->per_second > 0)) return false;
   }
   if (!r.Byte(has_concurrency)) return false;

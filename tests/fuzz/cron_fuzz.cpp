@@ -17,7 +17,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (why.empty()) std::abort();
     return 0;
   }
-  static const absl::TimeZone berlin = conveyor::LoadZone("Europe/Berlin").value_or(absl::UTCTimeZone());
+  static const absl::TimeZone berlin =
+      conveyor::LoadZone("Europe/Berlin").value_or(absl::UTCTimeZone());
   const absl::Time start = absl::FromUnixSeconds(1795000000);
   for (const absl::TimeZone& zone : {absl::UTCTimeZone(), berlin}) {
     const absl::Time next = expr->NextAfter(start, zone);

@@ -264,7 +264,7 @@ TEST_F(EngineFlowTest, AgingLetsALongWaitingTaskPassHigherPriorities) {
   p.aging_ms = 100;  // a priority level a 100 ms waited
   Configure(p);
   const uint64_t old = Put("", 0);
-  clock_.Advance(1000);            // it has gained 10 levels
+  clock_.Advance(1000);              // it has gained 10 levels
   const uint64_t five = Put("", 5);  // rank 1000 - 500 = 500 > 0
   auto first = Lease(1);
   ASSERT_EQ(first.size(), 1u);
