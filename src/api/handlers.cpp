@@ -119,11 +119,20 @@ awaitable<HttpResponse> Api::Dispatch(HttpRequest& request, Connection& connecti
     if (s.size() > 4) co_return ErrorResponse(ErrorCode::kNotFound, "no such path");
     std::string_view queue = s[2];
     if (s.size() == 3) {
-      route = get ? Route::kGetQueue : Route::kPutQueue;
-      if (!get && m != "PUT") co_return MethodNotAllowed("GET, HEAD, PUT");
+      route = get ? Route::kGetQueue : m == "DELETE" ? Route::kDeleteQueue : Route::kPutQueue;
+      if (!get && m != "PUT" && m != "DELETE") {
+        co_return MethodNotAllowed("GET, HEAD, PUT, DELETE");
+      }
       if (!IsValidQueueName(queue)) co_return ErrorResponse(QueueNameError());
       if (get) co_return co_await GetQueue(queue);
+      if (m == "DELETE") co_return co_await DeleteQueue(queue);
       co_return co_await PutQueue(queue, request);
+    }
+    if (s[3] == "retry-dead" || s[3] == "purge") {
+      route = s[3] == "purge" ? Route::kPurge : Route::kRetryDead;
+      if (!post) co_return MethodNotAllowed("POST");
+      if (!IsValidQueueName(queue)) co_return ErrorResponse(QueueNameError());
+      co_return co_await BulkCommand(queue, s[3] == "purge", target.query, request);
     }
     if (s[3] == "tasks") {
       route = post ? Route::kEnqueue : Route::kListTasks;

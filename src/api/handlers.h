@@ -60,6 +60,10 @@ class Api {
   Awaitable PutQueue(std::string_view queue, HttpRequest& request);
   Awaitable ListTasks(std::string_view queue, std::string_view query);
   Awaitable Topics(const Target& target, HttpRequest& request, Route& route);
+  // admin_handlers.cpp
+  Awaitable DeleteQueue(std::string_view queue);
+  Awaitable BulkCommand(std::string_view queue, bool purge, std::string_view query,
+                        HttpRequest& request);
   // schedule_handlers.cpp
   Awaitable Schedules(const Target& target, HttpRequest& request, Route& route);
   Awaitable PutSchedule(std::string_view name, HttpRequest& request);

@@ -73,6 +73,13 @@ struct NackHold {
   bool any() const { return retry_at.has_value() || pause_key_ms.has_value(); }
 };
 
+// A bulk command's count, and how many tasks are left in the state it works on.
+struct BulkResult {
+  uint64_t done = 0;
+  uint64_t remaining = 0;
+};
+inline constexpr uint64_t kMaxBulkPerCall = 10000;
+
 struct EnqueuedTask {
   uint64_t id = 0;
   TaskState state = TaskState::kReady;
@@ -232,6 +239,17 @@ class Engine {
   // The staged task of `fire` (none when staging failed) and the schedule's next tick,
   // in one journal batch. kInvalidState when the schedule changed since it was claimed.
   Error CommitScheduleFire(const ScheduleFire& fire, const std::vector<StagedTask>& staged);
+
+  // ---- admin (engine_admin.cpp): bulk commands for operators, each at most
+  // kMaxBulkPerCall tasks a call (the caller repeats while `remaining`).
+  // Every dead task of the queue (at most `limit`) back to ready, like Retry, lowest ids
+  // first.
+  Outcome<BulkResult> RetryDeadTasks(std::string_view queue, uint64_t limit);
+  // Deletes the queue's finished tasks in `state` (succeeded, dead or canceled) now,
+  // before their retention ends.
+  Outcome<BulkResult> PurgeTasks(std::string_view queue, TaskState state, uint64_t limit);
+  // Forgets a queue without tasks (its config too); kInvalidState while it has any.
+  Error DeleteQueue(std::string_view queue);
 
   // Durable modes: finished tasks leave memory once their final state is durable and are
   // read back through `reader` when asked for. Null (`--durability none`): they stay.

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "engine/callback.h"
+#include "engine/queue_config.h"
 
 namespace conveyor {
 
@@ -41,6 +42,8 @@ class Journal {
   // when the task is no longer in memory).
   virtual void TaskRemoved(uint64_t id, uint8_t stored_deltas) = 0;
   virtual void QueueConfigChanged(std::string_view queue, const QueueConfig& config) = 0;
+  // A queue deleted (it had no task): its config goes.
+  virtual void QueueRemoved(std::string_view queue) { QueueConfigChanged(queue, QueueConfig{}); }
   // A topic's subscriber queues; none: the topic is deleted.
   virtual void TopicChanged(std::string_view /*topic*/,
                             const std::vector<std::string>& /*queues*/) {}

@@ -365,6 +365,60 @@ Awaitable<Outcome<QueueConfig>> LocalTaskService::Configure(std::string queue,
   co_return co_await CallShard<Outcome<QueueConfig>>(shard, std::move(command));
 }
 
+Awaitable<Outcome<BulkResult>> LocalTaskService::RetryDeadTasks(std::string queue, uint64_t limit) {
+  Shard& shard = shards_.ForQueue(queue);
+  Outcome<BulkResult> total;
+  while (true) {  // slices of kMaxBulkPerCall, other commands in between
+    const uint64_t left = limit - total.value.done;
+    auto command = [queue, left](Shard& s, Completion<Outcome<BulkResult>> done) {
+      Durable(s, s.engine().RetryDeadTasks(queue, left), std::move(done));
+    };
+    Outcome<BulkResult> part = co_await CallShard<Outcome<BulkResult>>(shard, std::move(command));
+    total.value.done += part.value.done;
+    total.value.remaining = part.value.remaining;
+    if (!part.error.ok()) {
+      total.error = std::move(part.error);
+      break;
+    }
+    if (part.value.done == 0 || part.value.remaining == 0 || total.value.done >= limit) break;
+  }
+  co_return total;
+}
+
+Awaitable<Outcome<BulkResult>> LocalTaskService::PurgeTasks(std::string queue, TaskState state,
+                                                            uint64_t limit) {
+  Shard& shard = shards_.ForQueue(queue);
+  Outcome<BulkResult> total;
+  while (true) {
+    const uint64_t left = limit - total.value.done;
+    auto command = [queue, state, left](Shard& s, Completion<Outcome<BulkResult>> done) {
+      Durable(s, s.engine().PurgeTasks(queue, state, left), std::move(done));
+    };
+    Outcome<BulkResult> part = co_await CallShard<Outcome<BulkResult>>(shard, std::move(command));
+    total.value.done += part.value.done;
+    total.value.remaining = part.value.remaining;
+    if (!part.error.ok()) {
+      total.error = std::move(part.error);
+      break;
+    }
+    if (part.value.done == 0 || part.value.remaining == 0 || total.value.done >= limit) break;
+  }
+  co_return total;
+}
+
+Awaitable<Error> LocalTaskService::DeleteQueue(std::string queue) {
+  Shard& shard = shards_.ForQueue(queue);
+  auto command = [queue = std::move(queue)](Shard& s, Completion<Error> done) {
+    Error e = s.engine().DeleteQueue(queue);
+    if (!e.ok()) {
+      done(std::move(e));
+      return;
+    }
+    s.journal().WhenDurable(std::move(done));
+  };
+  co_return co_await CallShard<Error>(shard, std::move(command));
+}
+
 Awaitable<bool> LocalTaskService::StorageWritable() {
   using Fn = std::function<void(Shard&, Completion<bool>)>;
   std::vector<std::pair<Shard*, Fn>> calls;

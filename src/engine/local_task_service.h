@@ -43,6 +43,10 @@ class LocalTaskService final : public TaskService {
   Awaitable<std::vector<QueueSnapshot>> AllQueueStats() override;
   Awaitable<Outcome<QueueConfig>> Configure(std::string queue, QueueConfigPatch patch) override;
   Awaitable<bool> StorageWritable() override;
+  Awaitable<Outcome<BulkResult>> RetryDeadTasks(std::string queue, uint64_t limit) override;
+  Awaitable<Outcome<BulkResult>> PurgeTasks(std::string queue, TaskState state,
+                                            uint64_t limit) override;
+  Awaitable<Error> DeleteQueue(std::string queue) override;
   // local_task_service_topics.cpp
   Awaitable<Outcome<std::vector<std::string>>> SetTopic(std::string topic,
                                                         std::vector<std::string> queues) override;

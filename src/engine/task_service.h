@@ -142,6 +142,12 @@ class TaskService {
   virtual Awaitable<std::vector<ScheduleView>> ListSchedules() = 0;
   virtual Awaitable<Outcome<ScheduleView>> PauseSchedule(std::string name, bool paused) = 0;
   virtual Awaitable<Error> DeleteSchedule(std::string name) = 0;
+  // Operators' bulk commands (engine_admin.cpp), durable when answered. Retry and purge
+  // go on in slices until `limit` tasks (or all) are done.
+  virtual Awaitable<Outcome<BulkResult>> RetryDeadTasks(std::string queue, uint64_t limit) = 0;
+  virtual Awaitable<Outcome<BulkResult>> PurgeTasks(std::string queue, TaskState state,
+                                                    uint64_t limit) = 0;
+  virtual Awaitable<Error> DeleteQueue(std::string queue) = 0;
   // False while storage refuses changes (degraded).
   virtual Awaitable<bool> StorageWritable() = 0;
   virtual ServiceGauges Gauges() const = 0;

@@ -3,33 +3,13 @@
 namespace conveyor {
 
 std::string_view RouteName(Route route) {
-  static constexpr std::string_view kNames[kRouteCount] = {"add_task",
-                                                           "enqueue",
-                                                           "lease",
-                                                           "ack",
-                                                           "nack",
-                                                           "extend",
-                                                           "batch_ack",
-                                                           "get_task",
-                                                           "cancel",
-                                                           "retry",
-                                                           "list_queues",
-                                                           "get_queue",
-                                                           "put_queue",
-                                                           "list_tasks",
-                                                           "list_topics",
-                                                           "get_topic",
-                                                           "put_topic",
-                                                           "delete_topic",
-                                                           "publish",
-                                                           "list_schedules",
-                                                           "get_schedule",
-                                                           "put_schedule",
-                                                           "delete_schedule",
-                                                           "pause_schedule",
-                                                           "metrics",
-                                                           "healthz",
-                                                           "other"};
+  static constexpr std::string_view kNames[kRouteCount] = {
+      "add_task",        "enqueue",        "lease",          "ack",          "nack",
+      "extend",          "batch_ack",      "get_task",       "cancel",       "retry",
+      "list_queues",     "get_queue",      "put_queue",      "list_tasks",   "delete_queue",
+      "retry_dead",      "purge",          "list_topics",    "get_topic",    "put_topic",
+      "delete_topic",    "publish",        "list_schedules", "get_schedule", "put_schedule",
+      "delete_schedule", "pause_schedule", "metrics",        "healthz",      "other"};
   return kNames[static_cast<size_t>(route)];
 }
 

@@ -160,6 +160,12 @@ void StorageJournal::ScheduleChanged(const ScheduleView& schedule) {
   ScheduleFlush();
 }
 
+void StorageJournal::QueueRemoved(std::string_view queue) {
+  if (failed_) return;
+  pending_.Delete(store_.queues(), AsSlice(queue));
+  ScheduleFlush();
+}
+
 void StorageJournal::ScheduleRemoved(std::string_view name) {
   if (failed_) return;
   pending_.Delete(store_.meta(), AsSlice(ScheduleKey(name)));

@@ -61,6 +61,7 @@ class StorageJournal final : public Journal {
   void QueueConfigChanged(std::string_view queue, const QueueConfig& config) override;
   void TopicChanged(std::string_view topic, const std::vector<std::string>& queues) override;
   void ScheduleChanged(const ScheduleView& schedule) override;
+  void QueueRemoved(std::string_view queue) override;
   void ScheduleRemoved(std::string_view name) override;
   void WhenDurable(Callback<void(Error)> done) override;
   bool writable() const override;
