@@ -365,13 +365,20 @@ Awaitable<Outcome<QueueConfig>> LocalTaskService::Configure(std::string queue,
   co_return co_await CallShard<Outcome<QueueConfig>>(shard, std::move(command));
 }
 
-Awaitable<Outcome<BulkResult>> LocalTaskService::RetryDeadTasks(std::string queue, uint64_t limit) {
-  Shard& shard = shards_.ForQueue(queue);
+namespace {
+
+// A bulk command in slices (each one shard command of at most kMaxBulkPerCall tasks, other
+// commands in between) until `limit` tasks are done or none is left. `step(engine, left)`
+// runs one slice on the shard's thread.
+// (step by reference: the caller's local outlives the await; a by-value argument would
+// be a temporary in the co_await expression, which GCC 12 may destroy twice.)
+template <typename Step>
+Awaitable<Outcome<BulkResult>> RepeatBulk(Shard& shard, uint64_t limit, const Step& step) {
   Outcome<BulkResult> total;
-  while (true) {  // slices of kMaxBulkPerCall, other commands in between
+  while (true) {
     const uint64_t left = limit - total.value.done;
-    auto command = [queue, left](Shard& s, Completion<Outcome<BulkResult>> done) {
-      Durable(s, s.engine().RetryDeadTasks(queue, left), std::move(done));
+    auto command = [step, left](Shard& s, Completion<Outcome<BulkResult>> done) {
+      Durable(s, step(s.engine(), left), std::move(done));
     };
     Outcome<BulkResult> part = co_await CallShard<Outcome<BulkResult>>(shard, std::move(command));
     total.value.done += part.value.done;
@@ -385,25 +392,19 @@ Awaitable<Outcome<BulkResult>> LocalTaskService::RetryDeadTasks(std::string queu
   co_return total;
 }
 
+}  // namespace
+
+Awaitable<Outcome<BulkResult>> LocalTaskService::RetryDeadTasks(std::string queue, uint64_t limit) {
+  Shard& shard = shards_.ForQueue(queue);
+  auto step = [queue](Engine& e, uint64_t left) { return e.RetryDeadTasks(queue, left); };
+  co_return co_await RepeatBulk(shard, limit, step);
+}
+
 Awaitable<Outcome<BulkResult>> LocalTaskService::PurgeTasks(std::string queue, TaskState state,
                                                             uint64_t limit) {
   Shard& shard = shards_.ForQueue(queue);
-  Outcome<BulkResult> total;
-  while (true) {
-    const uint64_t left = limit - total.value.done;
-    auto command = [queue, state, left](Shard& s, Completion<Outcome<BulkResult>> done) {
-      Durable(s, s.engine().PurgeTasks(queue, state, left), std::move(done));
-    };
-    Outcome<BulkResult> part = co_await CallShard<Outcome<BulkResult>>(shard, std::move(command));
-    total.value.done += part.value.done;
-    total.value.remaining = part.value.remaining;
-    if (!part.error.ok()) {
-      total.error = std::move(part.error);
-      break;
-    }
-    if (part.value.done == 0 || part.value.remaining == 0 || total.value.done >= limit) break;
-  }
-  co_return total;
+  auto step = [queue, state](Engine& e, uint64_t left) { return e.PurgeTasks(queue, state, left); };
+  co_return co_await RepeatBulk(shard, limit, step);
 }
 
 Awaitable<Error> LocalTaskService::DeleteQueue(std::string queue) {

@@ -4,19 +4,10 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "now_journal.h"
 
 namespace conveyor {
 namespace {
-
-class NowJournal final : public Journal {
- public:
-  void TaskChanged(const Task&) override {}
-  void TaskRemoved(uint64_t, uint8_t) override {}
-  void QueueConfigChanged(std::string_view, const QueueConfig&) override {}
-  void ScheduleChanged(const ScheduleView& s) override { last = s; }
-  void WhenDurable(Callback<void(Error)> done) override { done(Error{}); }
-  ScheduleView last;
-};
 
 class EngineSchedulesTest : public ::testing::Test {
  protected:
