@@ -13,6 +13,8 @@ void AddServeCommand(CLI::App& app, int& exit_code);
 void AddEnqueueCommand(CLI::App& app, int& exit_code);
 void AddStatsCommand(CLI::App& app, int& exit_code);
 void AddScheduleCommand(CLI::App& app, int& exit_code);
+// tasks, show, retry, cancel, pause, resume, purge, config (admin_commands.cpp).
+void AddAdminCommands(CLI::App& app, int& exit_code);
 void AddBenchCommand(CLI::App& app, int& exit_code);
 // `work` also receives the words after `--`, which CLI11 does not see.
 void AddWorkCommand(CLI::App& app, int& exit_code, const std::vector<std::string>& command);

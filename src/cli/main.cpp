@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   conveyor::AddEnqueueCommand(app, exit_code);
   conveyor::AddStatsCommand(app, exit_code);
   conveyor::AddScheduleCommand(app, exit_code);
+  conveyor::AddAdminCommands(app, exit_code);
   conveyor::AddBenchCommand(app, exit_code);
   conveyor::AddWorkCommand(app, exit_code, command);
   try {
