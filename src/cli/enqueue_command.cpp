@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -18,13 +19,27 @@ struct EnqueueOptions {
   std::string payload;
   std::optional<int32_t> priority;
   std::optional<int64_t> delay_ms;
+  std::optional<int64_t> run_at;
+  std::optional<int64_t> deadline;
+  std::optional<uint32_t> max_attempts;
+  std::string idempotency_key;
+  std::string key;
   size_t batch = 500;
 };
+
+std::string JsonString(const std::string& text) {
+  return boost::json::serialize(boost::json::value(boost::json::string(text)));
+}
 
 std::string SpecJson(const std::string& payload, const EnqueueOptions& o) {
   std::string spec = "{\"payload\":" + payload;
   if (o.priority) spec += ",\"priority\":" + std::to_string(*o.priority);
   if (o.delay_ms) spec += ",\"delay_ms\":" + std::to_string(*o.delay_ms);
+  if (o.run_at) spec += ",\"run_at\":" + std::to_string(*o.run_at);
+  if (o.deadline) spec += ",\"deadline\":" + std::to_string(*o.deadline);
+  if (o.max_attempts) spec += ",\"max_attempts\":" + std::to_string(*o.max_attempts);
+  if (!o.idempotency_key.empty()) spec += ",\"idempotency_key\":" + JsonString(o.idempotency_key);
+  if (!o.key.empty()) spec += ",\"key\":" + JsonString(o.key);
   return spec + "}";
 }
 
@@ -56,6 +71,11 @@ int RunEnqueue(const EnqueueOptions& o) {
     return 0;
   }
 
+  if (!o.idempotency_key.empty()) {
+    std::cerr << "conveyor enqueue: --idempotency-key goes with one payload, not with lines "
+                 "from stdin (every line would be the same task)\n";
+    return 2;
+  }
   const bool progress = isatty(STDERR_FILENO);
   size_t enqueued = 0, lines = 0, line_number = 0;
   std::string batch;
@@ -107,8 +127,20 @@ void AddEnqueueCommand(CLI::App& app, int& exit_code) {
   cmd->add_option("queue", o->queue, "Queue name")->required();
   cmd->add_option("payload", o->payload, "The task's JSON payload; omit or '-' to read stdin");
   cmd->add_option("--priority", o->priority, "Higher runs first (int32)");
-  cmd->add_option("--delay-ms", o->delay_ms, "Run no earlier than this many ms from now")
+  auto* delay =
+      cmd->add_option("--delay-ms", o->delay_ms, "Run no earlier than this many ms from now")
+          ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--run-at", o->run_at, "Run no earlier than this time (epoch ms)")
+      ->check(CLI::NonNegativeNumber)
+      ->excludes(delay);
+  cmd->add_option("--deadline", o->deadline, "Dead (expired) if not leased by this time (epoch ms)")
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-attempts", o->max_attempts,
+                  "Leases before it is dead (default: the queue's)")
+      ->check(CLI::Range(uint32_t{1}, uint32_t{1000000}));
+  cmd->add_option("--idempotency-key", o->idempotency_key,
+                  "A second enqueue with this key answers the first task (one payload only)");
+  cmd->add_option("--key", o->key, "The task's flow-control key (a tenant, an endpoint)");
   cmd->add_option("--batch", o->batch, "Lines per request when reading stdin")
       ->check(CLI::Range(size_t{1}, size_t{1000}))
       ->capture_default_str();

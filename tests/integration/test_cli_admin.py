@@ -73,6 +73,27 @@ class CliAdminTest(ServerTestCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("max_attempts", out.stderr)
 
+    def test_enqueue_flags(self):
+        q = self.qname()
+        out = self.cli("enqueue", q, '{"a":1}', "--max-attempts", "3", "--idempotency-key",
+                       'order "7"', "--deadline", "4102444800000", "--run-at", "4102444000000",
+                       "--key", "tenant-1")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        task_id = json.loads(out.stdout)["id"]
+        task = self.call("GET", f"/v1/tasks/{task_id}")[1]
+        self.assertEqual((task["max_attempts"], task["idempotency_key"], task["deadline"],
+                          task["run_at"], task["key"], task["state"]),
+                         (3, 'order "7"', 4102444800000, 4102444000000, "tenant-1", "scheduled"))
+        again = self.cli("enqueue", q, '{"a":2}', "--idempotency-key", 'order "7"')
+        self.assertEqual(json.loads(again.stdout)["id"], task_id)
+        out = self.cli("enqueue", q, "1", "--run-at", "5", "--delay-ms", "5")
+        self.assertNotEqual(out.returncode, 0)
+        out = subprocess.run([conveyor_bin(), "enqueue", q, "--idempotency-key", "k", "--server",
+                              self.server.url], input="1\n2\n", capture_output=True, text=True,
+                             timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("one payload", out.stderr)
+
     def test_arguments_are_checked_first(self):
         for args, words in [(("tasks", "bad name"), "not a queue name"),
                             (("show", "12x"), "not a task id"),
