@@ -214,7 +214,12 @@ void ReadyIndex::Remove(const Task& task) {
   auto it = k.ready.find(&task);
   if (it == k.ready.end()) return;
   --size_;
-  if (it != k.ready.begin()) {
+  // Only an eligible key's place depends on its first task, and only among other keys: a
+  // key alone in `eligible_` (every queue without keys) or waiting keeps its place. (An
+  // erase and insert of the only element would free and allocate a B-tree node a lease.)
+  const bool place_kept =
+      k.ready.size() > 1 && (k.place != KeyState::Place::kEligible || eligible_.size() == 1);
+  if (it != k.ready.begin() || place_kept) {
     k.ready.erase(it);
     return;
   }
