@@ -1,9 +1,12 @@
-// conveyor: one binary, sub-commands serve, enqueue, stats and work (see --help).
+// conveyor: one binary, sub-commands serve, enqueue, stats, work, the operators' commands
+// and more (see --help).
 #include <cstring>
 #include <iostream>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/config_file.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   // Words after the first `--` are the command that `conveyor work` runs.
@@ -25,8 +28,12 @@ int main(int argc, char** argv) {
 
   CLI::App app{"Conveyor: a durable, high-throughput task server.", "conveyor"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "conveyor 0.1.0");
+  const std::string version = std::string("conveyor ") + conveyor::kVersion;
+  app.set_version_flag("--version", version);
   int exit_code = 0;
+  app.add_subcommand("version", "Print the version")->callback([&version] {
+    std::cout << version << "\n";
+  });
   conveyor::AddServeCommand(app, exit_code);
   conveyor::AddEnqueueCommand(app, exit_code);
   conveyor::AddStatsCommand(app, exit_code);
@@ -34,6 +41,15 @@ int main(int argc, char** argv) {
   conveyor::AddAdminCommands(app, exit_code);
   conveyor::AddBenchCommand(app, exit_code);
   conveyor::AddWorkCommand(app, exit_code, command);
+  // A first word that is no sub-command is named, not reported as a missing one.
+  if (cli_argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands({})) known = known || sub->check_name(argv[1]);
+    if (!known) {
+      std::cerr << "conveyor: unknown command '" << argv[1] << "'; see conveyor --help\n";
+      return 2;
+    }
+  }
   try {
     app.parse(cli_argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -38,7 +38,6 @@ struct ServeOptions {
   std::string durability = "sync";
   std::string beanstalk;
   std::string push_ca_file;
-  std::string broker;
   std::string config_file;
   size_t threads = std::max(1u, std::thread::hardware_concurrency());
   Limits limits;
@@ -179,7 +178,6 @@ int RunServe(ServeOptions& options) {
     return Fail("--beanstalk must be HOST:PORT (e.g. 127.0.0.1:11300), got '" + options.beanstalk +
                 "'");
   }
-  if (!options.broker.empty()) return Fail("--broker is not available in this build yet");
 
   const bool durable = options.durability != "none";
   FitConnectionsToFileLimit(options.limits, durable);
@@ -310,8 +308,6 @@ void AddServeCommand(CLI::App& app, int& exit_code) {
                   "system's")
       ->envname("CONVEYOR_PUSH_CA_FILE")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--broker", options->broker, "redis://host:port for the multi-node backend")
-      ->envname("CONVEYOR_BROKER");
   cmd->add_option("--threads", options->threads, "I/O threads = shards (default: cores)")
       ->envname("CONVEYOR_THREADS")
       ->check(CLI::Range(1u, 64u))

@@ -73,6 +73,20 @@ class CliAdminTest(ServerTestCase):
         self.assertNotEqual(out.returncode, 0)
         self.assertIn("max_attempts", out.stderr)
 
+    def test_version_unknown_command_and_no_unbuilt_options(self):
+        for args in (["version"], ["--version"]):
+            out = subprocess.run([conveyor_bin(), *args], capture_output=True, text=True,
+                                 timeout=30)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertRegex(out.stdout.strip(), r"^conveyor \d+\.\d+\.\d+$")
+        out = subprocess.run([conveyor_bin(), "frobnicate"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertEqual(out.returncode, 2)
+        self.assertIn("unknown command 'frobnicate'; see conveyor --help", out.stderr)
+        out = subprocess.run([conveyor_bin(), "serve", "--help"], capture_output=True, text=True,
+                             timeout=30)
+        self.assertNotIn("--broker", out.stdout)
+
     def test_enqueue_flags(self):
         q = self.qname()
         out = self.cli("enqueue", q, '{"a":1}', "--max-attempts", "3", "--idempotency-key",
