@@ -5,17 +5,12 @@
 
 #include <algorithm>
 
+#include "common/absl_view.h"
 #include "common/task_id.h"
 #include "engine/backoff.h"
 #include "engine/saturating.h"
 
 namespace conveyor {
-namespace {
-
-// Debian's Abseil has its own string_view type; heterogeneous lookup needs that one.
-absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
-}  // namespace
 
 Engine::Engine(const Clock& clock, Journal& journal, ServerWide& shared, const Limits& limits,
                uint64_t seed)

@@ -3,14 +3,13 @@
 // task together with the schedule's next tick. On the shard's thread, like the rest.
 #include <algorithm>
 
+#include "common/absl_view.h"
 #include "engine/engine.h"
 #include "engine/queue_name.h"
 #include "engine/saturating.h"
 
 namespace conveyor {
 namespace {
-
-absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // Ticks counted at most this far when the server was down long (catch_up).
 constexpr uint32_t kMaxCountedTicks = 100000;

@@ -7,6 +7,7 @@
 // shard's thread, like the rest of Engine.
 #include <algorithm>
 
+#include "common/absl_view.h"
 #include "engine/engine.h"
 #include "engine/queue_name.h"
 
@@ -14,9 +15,6 @@ namespace conveyor {
 namespace {
 
 constexpr size_t kMaxSubscribers = 100;
-
-// Debian's Abseil has its own string_view; its maps look up by that one.
-absl::string_view AbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 // The fields a task record holds, copied for another shard's journal.
 Task RecordOf(const Task& t) {

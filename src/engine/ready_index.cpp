@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/absl_view.h"
 #include "engine/saturating.h"
 
 namespace conveyor {
@@ -115,7 +116,7 @@ void ReadyIndex::Rebuild() {
 
 KeyState* ReadyIndex::Intern(std::string_view name) {
   if (name.empty()) return nullptr;
-  auto it = keys_.find(absl::string_view(name.data(), name.size()));
+  auto it = keys_.find(AbslView(name));
   if (it == keys_.end()) {
     auto key = std::make_unique<KeyState>();
     key->name = std::string(name);
@@ -148,7 +149,7 @@ void ReadyIndex::CollectIdle(int64_t now, size_t budget) {
       continue;
     }
     const std::string name = k->name;
-    keys_.erase(absl::string_view(name.data(), name.size()));
+    keys_.erase(AbslView(name));
   }
 }
 
