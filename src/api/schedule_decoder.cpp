@@ -71,9 +71,9 @@ Error DecodeScheduleBody(std::string_view body, const Limits& limits, ScheduleSp
   if (auto e = ParseJsonBody(body, limits.max_json_depth, root); !e.ok()) return e;
   if (!root.is_object()) return Error{ErrorCode::kInvalidField, "the body must be a JSON object"};
   FieldReader f(root);
-  if (auto e = CheckKnown(
-          f, root, "a schedule",
-          {"queue", "cron", "every_ms", "timezone", "catch_up", "paused", "task", "name"});
+  if (auto e = CheckKnown(f, root, "a schedule",
+                          {"queue", "cron", "every_ms", "timezone", "time_zone", "tz", "catch_up",
+                           "paused", "task", "name"});
       !e.ok()) {
     return e;
   }
@@ -96,7 +96,15 @@ Error DecodeScheduleBody(std::string_view body, const Limits& limits, ScheduleSp
   } else {
     out.every_ms = *every;
   }
-  if (auto e = f.String("timezone", 64, zone); !e.ok()) return e;
+  // "timezone"; "time_zone" and "tz" (BullMQ's name) are read the same.
+  for (const char* name : {"timezone", "time_zone", "tz"}) {
+    std::optional<std::string> alias;
+    if (auto e = f.String(name, 64, alias); !e.ok()) return e;
+    if (alias && zone && *alias != *zone) {
+      return f.Invalid(name, "names another time zone than the other field does");
+    }
+    if (alias) zone = std::move(alias);
+  }
   if (zone && every) return f.Invalid("timezone", "applies to cron only");
   if (zone && !LoadZone(*zone)) {
     return f.Invalid("timezone",

@@ -88,6 +88,9 @@ class ScheduleTest(ServerTestCase):
         next_at = s["next_run_at"]
         self.assertGreater(next_at, time.time() * 1000)
         self.assertLess(next_at, time.time() * 1000 + 4 * 86400000)
+        status, alias = self.put(self.qname("s"), {"queue": "reports", "cron": "0 1 * * *",
+                                                   "tz": "Asia/Tokyo", "task": {"payload": 1}})
+        self.assertEqual((status, alias["timezone"]), (200, "Asia/Tokyo"), alias)
         # 02:30 in New York is 06:30 or 07:30 UTC.
         self.assertIn(time.gmtime(next_at / 1000).tm_hour, (6, 7))
         self.assertEqual(time.gmtime(next_at / 1000).tm_min, 30)
